@@ -1,0 +1,14 @@
+"""lipot: 1-Lipschitz, gradient-norm-preserving networks for Wasserstein-1 estimation,
+certified robustness and Lipschitz audits.
+
+Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
+"""
+
+from . import functional, normalizers
+from .export import vanilla_export, vanilla_model
+from .nn import *  # noqa: F401,F403
+from .nn import __all__ as _nn_all
+
+__version__ = "0.1.0"
+
+__all__ = ["functional", "normalizers", "vanilla_export", "vanilla_model", *_nn_all]

@@ -1,0 +1,65 @@
+"""``vanilla_export``: turn a lipot model into plain torch modules with identical outputs."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .nn.base import LipschitzModule
+
+__all__ = ["vanilla_export", "vanilla_model"]
+
+
+def _strip_parametrizations(module: nn.Module) -> None:
+    for name in list(getattr(module, "parametrizations", {}).keys()):
+        parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+
+
+def _export(module: nn.Module) -> nn.Module:
+    if isinstance(module, LipschitzModule):
+        return module.vanilla_export()
+    children = dict(module.named_children())
+    if parametrize.is_parametrized(module):
+        exported = copy.deepcopy(module)
+        _strip_parametrizations(exported)
+        return exported
+    # copy the module itself, with placeholders for its children, then export each child
+    memo = {id(child): None for child in children.values()}
+    exported = copy.deepcopy(module, memo)
+    for name, child in children.items():
+        exported._modules[name] = None if child is None else _export(child)
+    return exported
+
+
+def vanilla_export(model: nn.Module) -> nn.Module:
+    """Return a copy of ``model`` built only from ``torch.nn`` modules, with identical outputs.
+
+    * Spectral/Frobenius dense and convolution layers become ``nn.Linear``, ``nn.Conv1d``,
+      ``nn.Conv2d`` or ``nn.ConvTranspose2d`` holding the constrained weight (``k_coef_lip`` and
+      the convolution coefficient folded in);
+    * ``lipot.Sequential`` becomes ``nn.Sequential``;
+    * activations, pooling, sampling, centering and residual layers, which have no ``torch.nn``
+      counterpart, become ``torch.fx.GraphModule`` objects (``nn.Module`` subclasses generated
+      by torch from the layer's forward: only torch functions, no lipot code);
+    * other modules are deep-copied (``torch.nn.utils.parametrize`` parametrizations are
+      replaced by their current value).
+
+    The export reproduces **eval-mode** outputs (e.g. BatchCentering's running mean); the
+    original model's mode is left unchanged. The result can be saved with ``torch.save`` and
+    loaded where lipot is not installed.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            exported = _export(model)
+    finally:
+        model.train(was_training)
+    return exported.eval()
+
+
+# deel-torchlip's name
+vanilla_model = vanilla_export

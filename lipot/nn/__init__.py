@@ -1,0 +1,51 @@
+"""Lipschitz layers with torch.nn names and signatures, plus ``k_coef_lip``.
+
+See the "which layers are safe" table in README.md.
+"""
+
+from .activation import FullSort, GroupSort, GroupSort2, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
+from .base import LipschitzModule, nominal_lipschitz
+from .containers import Sequential
+from .conv import FrobeniusConv2d, SpectralConv1d, SpectralConv2d, SpectralConvTranspose2d
+from .linear import FrobeniusLinear, SpectralLinear
+from .normalization import BatchCentering, LayerCentering
+from .parametrization import LipschitzWeight
+from .pooling import (
+    ScaledAdaptativeL2NormPool2d,
+    ScaledAdaptiveAvgPool2d,
+    ScaledAdaptiveL2NormPool2d,
+    ScaledAvgPool2d,
+    ScaledL2NormPool2d,
+)
+from .residual import LipResidual
+from .sampling import InvertibleDownSampling, InvertibleUpSampling
+
+__all__ = [
+    "SpectralLinear",
+    "FrobeniusLinear",
+    "SpectralConv1d",
+    "SpectralConv2d",
+    "FrobeniusConv2d",
+    "SpectralConvTranspose2d",
+    "ScaledAvgPool2d",
+    "ScaledAdaptiveAvgPool2d",
+    "ScaledL2NormPool2d",
+    "ScaledAdaptiveL2NormPool2d",
+    "ScaledAdaptativeL2NormPool2d",
+    "InvertibleDownSampling",
+    "InvertibleUpSampling",
+    "GroupSort",
+    "GroupSort2",
+    "FullSort",
+    "MaxMin",
+    "HouseHolder",
+    "LPReLU",
+    "LipschitzPReLU",
+    "LipResidual",
+    "LayerCentering",
+    "BatchCentering",
+    "Sequential",
+    "LipschitzModule",
+    "LipschitzWeight",
+    "nominal_lipschitz",
+]

@@ -1,0 +1,148 @@
+"""Lipschitz activations: GroupSort, GroupSort2, FullSort, MaxMin, HouseHolder, LPReLU.
+
+Each is ``k_coef_lip``-Lipschitz (its 1-Lipschitz map times ``k_coef_lip``); all but LPReLU are
+also gradient-norm preserving. They export (``vanilla_export``) to ``torch.fx.GraphModule``
+objects that need only torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .. import _checks
+from .. import functional as LF
+from .base import LipschitzModule, trace_export
+
+__all__ = ["GroupSort", "GroupSort2", "FullSort", "MaxMin", "HouseHolder", "LPReLU"]
+
+
+def _scaled(x: Tensor, k: float) -> Tensor:
+    return x if k == 1.0 else x * k
+
+
+class _Activation(nn.Module, LipschitzModule):
+    def __init__(self, k_coef_lip: float) -> None:
+        nn.Module.__init__(self)
+        self._init_lipschitz(k_coef_lip)
+
+    def vanilla_export(self) -> nn.Module:
+        return trace_export(self)
+
+    def extra_repr(self) -> str:
+        return f"k_coef_lip={self.k_coef_lip:g}"
+
+
+class GroupSort(_Activation):
+    r"""Sort channels (dimension 1) within groups of ``group_size`` (``None``: all channels).
+
+    Args:
+        group_size: group size; must divide the number of channels (checked at forward).
+        k_coef_lip: Lipschitz factor.
+
+    Shape: ``(N, C, *)`` -> same.
+    Reference: Anil, Lucas & Grosse, arXiv:1811.05381.
+    """
+
+    def __init__(self, group_size: int | None = None, k_coef_lip: float = 1.0) -> None:
+        super().__init__(k_coef_lip)
+        self.group_size = None if group_size is None else _checks.positive_int("group_size", group_size)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _scaled(LF.group_sort(input, self.group_size, 1), self.k_coef_lip)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, " + super().extra_repr()
+
+
+class GroupSort2(GroupSort):
+    """GroupSort with groups of 2 (computed as min/max pairs)."""
+
+    def __init__(self, k_coef_lip: float = 1.0) -> None:
+        super().__init__(group_size=2, k_coef_lip=k_coef_lip)
+
+
+class FullSort(GroupSort):
+    """GroupSort over all channels."""
+
+    def __init__(self, k_coef_lip: float = 1.0) -> None:
+        super().__init__(group_size=None, k_coef_lip=k_coef_lip)
+
+
+class MaxMin(_Activation):
+    r"""Concatenate :math:`\max(x,0)` and :math:`\max(-x,0)` along ``dim`` (doubles it).
+
+    Args:
+        dim: dimension to double (``None`` means 1, the channels, as deel-torchlip for batched
+            inputs).
+        k_coef_lip: Lipschitz factor.
+    """
+
+    def __init__(self, dim: int | None = None, k_coef_lip: float = 1.0) -> None:
+        super().__init__(k_coef_lip)
+        self.dim = 1 if dim is None else int(dim)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _scaled(LF.max_min(input, self.dim), self.k_coef_lip)
+
+
+class HouseHolder(_Activation):
+    r"""Householder activation on channel pairs with a learnable angle per pair.
+
+    Args:
+        channels: number of channels (even).
+        k_coef_lip: Lipschitz factor.
+        theta_initializer: ``None`` (angle pi/2), a float angle, or ``"zeros"``, ``"ones"``,
+            ``"normal"``.
+
+    See :func:`lipot.functional.householder`.
+    """
+
+    def __init__(self, channels: int, k_coef_lip: float = 1.0, theta_initializer=None) -> None:
+        super().__init__(k_coef_lip)
+        channels = _checks.positive_int("channels", channels)
+        if channels % 2:
+            raise ValueError(f"HouseHolder: channels must be even, got {channels}")
+        self.channels = channels
+        theta = torch.full((channels // 2,), 0.5 * math.pi)
+        if isinstance(theta_initializer, (int, float)) and not isinstance(theta_initializer, bool):
+            theta.fill_(float(theta_initializer))
+        elif theta_initializer == "zeros":
+            theta.zero_()
+        elif theta_initializer == "ones":
+            theta.fill_(1.0)
+        elif theta_initializer == "normal":
+            theta.normal_()
+        elif theta_initializer is not None:
+            raise ValueError(
+                "theta_initializer must be None, a float, 'zeros', 'ones' or 'normal', "
+                f"got {theta_initializer!r}"
+            )
+        self.theta = nn.Parameter(theta)
+
+    def forward(self, input: Tensor, axis: int = 1) -> Tensor:
+        return _scaled(LF.householder(input, self.theta, axis), self.k_coef_lip)
+
+
+class LPReLU(nn.PReLU, LipschitzModule):
+    """A ``k_coef_lip``-Lipschitz PReLU (see :func:`lipot.functional.lipschitz_prelu`).
+
+    Args:
+        num_parameters, init: as ``torch.nn.PReLU``.
+        k_coef_lip: Lipschitz factor.
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, k_coef_lip: float = 1.0) -> None:
+        nn.PReLU.__init__(self, num_parameters=num_parameters, init=init)
+        self._init_lipschitz(k_coef_lip)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return LF.lipschitz_prelu(input, self.weight, self.k_coef_lip)
+
+    def vanilla_export(self) -> nn.Module:
+        return trace_export(self)
+
+
+LipschitzPReLU = LPReLU

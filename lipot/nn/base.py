@@ -1,0 +1,145 @@
+"""The :class:`LipschitzModule` mixin and the nominal Lipschitz bound of a module.
+
+Every lipot layer carries a Lipschitz factor ``k_coef_lip``: the layer is ``k_coef_lip``-Lipschitz
+from the l2 norm of its input to the l2 norm of its output (``FrobeniusLinear`` with
+``disjoint_neurons=True`` is the one exception: each *output* is ``k_coef_lip``-Lipschitz, see its
+docstring). The factor can be changed after construction (``layer.k_coef_lip = 2``); the change
+takes effect at the next forward. :class:`lipot.Sequential` uses this to make a whole model
+``k``-Lipschitz.
+
+:func:`nominal_lipschitz` returns the bound a module *claims* (from its construction); it is used
+to compose claims (Sequential, LipResidual). Verified bounds computed from the actual weights
+belong to ``lipot.certify``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .. import _checks
+
+__all__ = ["LipschitzModule", "nominal_lipschitz", "trace_export"]
+
+
+class LipschitzModule:
+    """Mixin for lipot layers: a ``k_coef_lip`` property and a ``vanilla_export`` method."""
+
+    _k_coef_lip: float = 1.0
+
+    def _init_lipschitz(self, k_coef_lip: float) -> None:
+        self._k_coef_lip = _checks.positive_float("k_coef_lip", k_coef_lip)
+
+    @property
+    def k_coef_lip(self) -> float:
+        """The Lipschitz factor of this layer (settable)."""
+        return self._k_coef_lip
+
+    @k_coef_lip.setter
+    def k_coef_lip(self, value: float) -> None:
+        self._k_coef_lip = _checks.positive_float("k_coef_lip", value)
+        self._k_coef_lip_changed()
+
+    def _k_coef_lip_changed(self) -> None:
+        """Hook for layers that store the factor elsewhere (weight parametrizations)."""
+
+    def lipschitz_bound(self) -> float:
+        """The l2 -> l2 Lipschitz constant this layer guarantees (its nominal bound)."""
+        return self._k_coef_lip
+
+    def vanilla_export(self) -> nn.Module:
+        """An equivalent module built only from ``torch.nn`` / ``torch.fx`` classes."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement vanilla_export")
+
+
+class _ShallowTracer(torch.fx.Tracer):
+    """Traces one module's own forward; calls to its submodules stay module calls."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return True
+
+
+def trace_export(module: nn.Module) -> nn.Module:
+    """Export a lipot module without weight parametrization by tracing its eval-mode forward with
+    ``torch.fx``.
+
+    The resulting ``GraphModule`` calls only torch functions, holds the module's parameters and
+    buffers, and loads without lipot. Submodules stay as calls to submodules of the same name
+    (replace them by their own exports).
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        graph = _ShallowTracer().trace(module)
+        exported = torch.fx.GraphModule(module, graph, type(module).__name__)
+    finally:
+        module.train(was_training)
+    return exported
+
+
+# torch.nn modules that are 1-Lipschitz (l2 -> l2) for every setting listed here.
+_ONE_LIPSCHITZ = (
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.Softplus,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+    nn.ZeroPad2d,
+    nn.ZeroPad1d,
+)
+
+
+def _torch_module_bound(module: nn.Module) -> float | None:
+    if isinstance(module, _ONE_LIPSCHITZ):
+        return 1.0
+    if isinstance(module, nn.LeakyReLU):
+        return max(1.0, abs(module.negative_slope))
+    if isinstance(module, nn.ELU):
+        return max(1.0, float(module.alpha))
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
+        ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,)
+        st = module.stride if isinstance(module.stride, tuple) else (module.stride,)
+        if len(st) == 1 and len(ks) > 1:
+            st = st * len(ks)
+        if len(ks) == 1 and len(st) > 1:
+            ks = ks * len(st)
+        dil = module.dilation if isinstance(module.dilation, tuple) else (module.dilation,) * len(ks)
+        if all(d == 1 for d in dil):
+            # a pixel is read by at most prod(ceil(k/s)) windows, each a 1-Lipschitz max
+            return math.sqrt(math.prod(math.ceil(k / s) for k, s in zip(ks, st)))
+        return None
+    if isinstance(module, nn.Softmax):
+        return 1.0
+    return None  # unknown, or not bounded (dropout is 1/(1-p)-Lipschitz in training mode)
+
+
+def nominal_lipschitz(module: nn.Module) -> float:
+    """The l2 Lipschitz bound a module claims: ``lipschitz_bound()`` for lipot modules, a known
+    constant for the ``torch.nn`` modules listed in ``_ONE_LIPSCHITZ`` (and LeakyReLU, ELU,
+    non-dilated MaxPool, Softmax).
+
+    Raises:
+        ValueError: for a module whose Lipschitz constant lipot cannot know (plain ``nn.Linear``,
+            ``nn.Conv2d``, batch normalization, dropout, custom modules...).
+    """
+    if isinstance(module, LipschitzModule):
+        return module.lipschitz_bound()
+    bound = _torch_module_bound(module)
+    if bound is None:
+        raise ValueError(
+            f"cannot bound the Lipschitz constant of {type(module).__name__}: use its lipot "
+            "equivalent (e.g. SpectralLinear for nn.Linear, SpectralConv2d for nn.Conv2d, "
+            "ScaledAvgPool2d for nn.AvgPool2d), or a plain torch.nn.Sequential if you do not "
+            "need a guaranteed bound"
+        )
+    return bound

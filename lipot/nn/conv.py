@@ -1,0 +1,249 @@
+r"""Lipschitz convolutions: :class:`SpectralConv1d`, :class:`SpectralConv2d`,
+:class:`FrobeniusConv2d` and :class:`SpectralConvTranspose2d`.
+
+The kernel reshaped to ``(out_channels, in_channels * prod(kernel_size))`` (per group) is
+normalized (Björck or Frobenius) so that its spectral norm is at most 1, then multiplied by
+``k_coef_lip / conv_count_bound(...)``. :func:`lipot.normalizers.conv_count_bound` is the exact
+worst case of the convolution's operator norm over kernels with unit reshaped norm; it accounts
+for stride, dilation, and copies made by reflect / replicate / circular padding. It equals
+deel-torchlip's :math:`\sqrt{\lceil k_1/s_1\rceil \lceil k_2/s_2\rceil}` for zero padding.
+
+This bound is valid but loose for most trained kernels (a trained 3×3 conv typically has operator
+norm 0.55–0.8 under it): the layers are k-Lipschitz but not gradient-norm preserving. Use
+``lipot.certify`` to compute the actual (smaller) operator norm for certificates.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+
+from .. import _checks
+from ..normalizers import (
+    DEFAULT_BETA_BJORCK,
+    DEFAULT_EPS_BJORCK,
+    DEFAULT_EPS_SPECTRAL,
+    DEFAULT_MAXITER_BJORCK,
+    DEFAULT_MAXITER_SPECTRAL,
+    conv_coefficient,
+)
+from .parametrization import LipschitzWeightLayer, spectral_weight_kwargs
+
+__all__ = ["SpectralConv1d", "SpectralConv2d", "FrobeniusConv2d", "SpectralConvTranspose2d"]
+
+_SUPPORTED_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_conv_settings(
+    name: str, padding_mode: str, stride: Sequence[int], dilation: Sequence[int]
+) -> None:
+    if padding_mode not in _SUPPORTED_PADDING_MODES:
+        hint = " (use 'reflect', its closest torch equivalent)" if padding_mode == "symmetric" else ""
+        raise ValueError(
+            f"{name}: padding_mode={padding_mode!r} is not supported{hint}; lipot bounds "
+            f"{_SUPPORTED_PADDING_MODES}"
+        )
+    if any(s > 1 for s in stride) and any(d > 1 for d in dilation):
+        raise ValueError(
+            f"{name}: stride={tuple(stride)} together with dilation={tuple(dilation)} is not "
+            "supported; use stride=1 with dilation, or dilation=1 with stride"
+        )
+
+
+def _check_k(k_coef_lip: float) -> float:
+    return _checks.positive_float("k_coef_lip", k_coef_lip)
+
+
+class _ConvMixin(LipschitzWeightLayer):
+    """Shared constructor tail and export for the convolution layers."""
+
+    _plain_class: type
+
+    def _init_conv(self, padding, k_coef_lip: float, **weight_kwargs) -> None:
+        """Validate the settings, compute the correction coefficient, register the weight."""
+        self._padding_arg = padding
+        _check_conv_settings(type(self).__name__, self.padding_mode, self.stride, self.dilation)
+        coefficient = conv_coefficient(
+            self.kernel_size, self.stride, padding, self.dilation, self.padding_mode
+        )
+        self._init_weight(
+            _check_k(k_coef_lip), groups=self.groups, coefficient=coefficient, **weight_kwargs
+        )
+
+    def _plain_kwargs(self) -> dict:
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self._padding_arg,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=self.bias is not None,
+            padding_mode=self.padding_mode,
+        )
+
+    def vanilla_export(self) -> nn.Module:
+        plain = self._plain_class(**self._plain_kwargs())
+        return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
+
+
+_BJORCK_DOC = """
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+        padding_mode: as the torch.nn layer; padding modes 'zeros', 'reflect', 'replicate' and
+            'circular' are bounded; stride and dilation cannot both exceed 1.
+        k_coef_lip: Lipschitz factor.
+        eps_spectral, maxiter_spectral: power-iteration stopping rule (scaling only).
+        eps_bjorck: target accuracy of the reshaped kernel's singular values; ``None`` uses a
+            verified spectral normalization instead of Björck.
+        maxiter_bjorck, beta_bjorck: Björck iteration limit and step (only 0.5 is accepted).
+        device, dtype: as the torch.nn layer.
+"""
+
+
+class _SpectralConvNd(_ConvMixin):
+    """Constructor shared by SpectralConv1d and SpectralConv2d (torch signature + lipot args)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        k_coef_lip: float = 1.0,
+        eps_spectral: float = DEFAULT_EPS_SPECTRAL,
+        eps_bjorck: float | None = DEFAULT_EPS_BJORCK,
+        *,
+        maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL,
+        maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
+        beta_bjorck: float = DEFAULT_BETA_BJORCK,
+        device=None,
+        dtype=None,
+    ) -> None:
+        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        self._plain_class.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, padding_mode, device=device, dtype=dtype,
+        )
+        self._init_conv(
+            padding, k_coef_lip,
+            **spectral_weight_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
+        )
+
+
+class SpectralConv2d(_SpectralConvNd, nn.Conv2d):
+    __doc__ = (
+        r"""``torch.nn.Conv2d`` whose reshaped kernel is orthonormalized (Björck) and scaled by
+    ``k_coef_lip / conv_count_bound``: a ``k_coef_lip``-Lipschitz convolution.
+    """
+        + _BJORCK_DOC
+    )
+
+    _plain_class = nn.Conv2d
+
+
+class SpectralConv1d(_SpectralConvNd, nn.Conv1d):
+    __doc__ = (
+        r"""``torch.nn.Conv1d`` whose reshaped kernel is orthonormalized (Björck) and scaled by
+    ``k_coef_lip / conv_count_bound``: a ``k_coef_lip``-Lipschitz convolution.
+    """
+        + _BJORCK_DOC
+    )
+
+    _plain_class = nn.Conv1d
+
+
+class FrobeniusConv2d(nn.Conv2d, _ConvMixin):
+    r"""``torch.nn.Conv2d`` whose kernel (per group) is divided by its Frobenius norm and scaled
+    by ``k_coef_lip / conv_count_bound``. Cheaper than :class:`SpectralConv2d` and tight when the
+    reshaped kernel has rank one (a single output channel).
+
+    Args:
+        as :class:`SpectralConv2d`, without the Björck / power-iteration arguments.
+    """
+
+    _plain_class = nn.Conv2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        k_coef_lip: float = 1.0,
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        nn.Conv2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, padding_mode, device=device, dtype=dtype,
+        )
+        self._init_conv(padding, k_coef_lip, method="frobenius")
+
+
+class SpectralConvTranspose2d(nn.ConvTranspose2d, _ConvMixin):
+    __doc__ = (
+        r"""``torch.nn.ConvTranspose2d`` with an orthonormalized reshaped kernel scaled by
+    ``k_coef_lip / conv_count_bound``. A transposed convolution is the adjoint of the
+    convolution with the same kernel, stride, padding and dilation, so it has the same operator
+    norm and the same bound. Only zero padding exists for transposed convolutions in torch.
+    """
+        + _BJORCK_DOC
+    )
+
+    _plain_class = nn.ConvTranspose2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        k_coef_lip: float = 1.0,
+        eps_spectral: float = DEFAULT_EPS_SPECTRAL,
+        eps_bjorck: float | None = DEFAULT_EPS_BJORCK,
+        *,
+        maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL,
+        maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
+        beta_bjorck: float = DEFAULT_BETA_BJORCK,
+    ) -> None:
+        if isinstance(padding, str):
+            raise ValueError(
+                f"SpectralConvTranspose2d: padding={padding!r} is not supported by "
+                "torch.nn.ConvTranspose2d; give an int or a tuple"
+            )
+        nn.ConvTranspose2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, output_padding,
+            groups, bias, dilation, padding_mode, device=device, dtype=dtype,
+        )
+        self._init_conv(
+            padding, k_coef_lip,
+            **spectral_weight_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
+        )
+
+    def _plain_kwargs(self) -> dict:
+        kwargs = super()._plain_kwargs()
+        kwargs["output_padding"] = self.output_padding
+        return kwargs

@@ -1,0 +1,124 @@
+r"""Centering layers: subtracting a mean is an orthogonal projection, hence 1-Lipschitz.
+
+* :class:`LayerCentering` subtracts the mean over ``dim`` (the spatial dimensions by default) of
+  each sample and channel.
+* :class:`BatchCentering` subtracts the per-channel mean over the batch (and spatial dimensions)
+  in training mode — a projection of the whole batch tensor, so 1-Lipschitz as a map of the
+  batch — and a fixed running mean in eval mode (a translation: an isometry).
+
+Both add an optional per-channel bias (dimension 1) and multiply by ``k_coef_lip``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .. import _checks
+from ..functional import _tracing
+from .base import LipschitzModule, trace_export
+
+__all__ = ["LayerCentering", "BatchCentering"]
+
+
+def _add_channel_vector(x: Tensor, v: Tensor) -> Tensor:
+    return (x.movedim(1, -1) + v).movedim(-1, 1)
+
+
+def _check_channels(name: str, x: Tensor, num_features: int) -> None:
+    if not _tracing() and (x.dim() < 2 or x.shape[1] != num_features):
+        raise ValueError(
+            f"{name}: expected input of shape (N, {num_features}, ...) (num_features={num_features}), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+class _Centering(nn.Module, LipschitzModule):
+    def __init__(self, num_features: int, bias: bool, k_coef_lip: float) -> None:
+        nn.Module.__init__(self)
+        self.num_features = _checks.positive_int("num_features", num_features)
+        self._init_lipschitz(k_coef_lip)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(self.num_features))
+        else:
+            self.register_parameter("bias", None)
+
+    def _finish(self, centered: Tensor) -> Tensor:
+        if self.k_coef_lip != 1.0:
+            centered = centered * self.k_coef_lip
+        if self.bias is not None:
+            centered = _add_channel_vector(centered, self.bias)
+        return centered
+
+    def vanilla_export(self) -> nn.Module:
+        """The eval-mode computation as a GraphModule (BatchCentering: its running mean)."""
+        return trace_export(self)
+
+
+class LayerCentering(_Centering):
+    """Subtract the mean over ``dim`` of each sample, add a bias, times ``k_coef_lip``.
+
+    Args:
+        num_features: number of channels (dimension 1), for the bias.
+        dim: dimensions to average over (default: the last two, i.e. spatial for NCHW).
+        bias: learn a per-channel bias.
+        k_coef_lip: Lipschitz factor.
+    """
+
+    def __init__(
+        self,
+        num_features: int = 1,
+        dim: int | Sequence[int] = (-2, -1),
+        bias: bool = True,
+        k_coef_lip: float = 1.0,
+    ) -> None:
+        super().__init__(num_features, bias, k_coef_lip)
+        self.dim = (dim,) if isinstance(dim, int) else tuple(dim)
+
+    def forward(self, input: Tensor) -> Tensor:
+        _check_channels("LayerCentering", input, self.num_features)
+        return self._finish(input - input.mean(dim=self.dim, keepdim=True))
+
+
+class BatchCentering(_Centering):
+    """Subtract the per-channel batch mean (training) or running mean (eval), add a bias.
+
+    Args:
+        num_features: number of channels (dimension 1).
+        dim: dimensions to average over in training (default: all but dimension 1).
+        bias: learn a per-channel bias.
+        momentum: running-mean update ``(1 - m) * running + m * batch_mean``; ``None`` for a
+            cumulative average (as ``torch.nn.BatchNorm``).
+        k_coef_lip: Lipschitz factor.
+    """
+
+    def __init__(
+        self,
+        num_features: int = 1,
+        dim: Sequence[int] | None = None,
+        bias: bool = True,
+        momentum: float | None = 0.1,
+        k_coef_lip: float = 1.0,
+    ) -> None:
+        super().__init__(num_features, bias, k_coef_lip)
+        self.dim = None if dim is None else tuple(dim)
+        if momentum is not None and not (0.0 < float(momentum) <= 1.0):
+            raise ValueError(f"momentum must be in (0, 1] or None, got {momentum!r}")
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(self.num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, input: Tensor) -> Tensor:
+        _check_channels("BatchCentering", input, self.num_features)
+        if not self.training:
+            return self._finish(_add_channel_vector(input, -self.running_mean))
+        dims = self.dim if self.dim is not None else (0,) + tuple(range(2, input.dim()))
+        mean = input.mean(dim=dims, keepdim=True)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            batch_mean = mean.movedim(1, 0).reshape(self.num_features, -1).mean(1)
+            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.lerp_(batch_mean.to(self.running_mean.dtype), m)
+        return self._finish(input - mean)

@@ -1,0 +1,289 @@
+r"""The one weight-normalization code path shared by every lipot weight layer.
+
+:class:`LipschitzWeight` is a :mod:`torch.nn.utils.parametrize` parametrization registered on
+``weight``. It views the raw weight as a batch of matrices (one per convolution group, rows =
+output channels), normalizes them with :mod:`lipot.normalizers`, and multiplies by
+``k_coef_lip * coefficient`` (the convolution correction, 1 for dense layers):
+
+* ``"bjorck"`` (Spectral* layers): the polar factor :math:`\mathrm{polar}(W) = W(W^\top W)^{-1/2}`,
+  computed by spectral scaling (power iteration with a persistent vector) and Björck steps.
+  In training mode the raw parameter is **replaced in place by its own polar factor** before
+  use. This does not change the function the layer computes
+  (:math:`\mathrm{polar}(\mathrm{polar}(W)) = \mathrm{polar}(W)`), but it keeps the raw weight
+  orthonormal, so after an optimizer step two or three Björck steps restore orthonormality, and
+  the backward pass is the exact 2-matmul derivative of the polar factor at an orthonormal point
+  (:func:`lipot.normalizers.polar_tangent`) instead of back-propagation through every step.
+* ``"spectral"`` (``eps_bjorck=None``): division by a *verified* upper bound on the largest
+  singular value (:func:`lipot.normalizers.spectral_normalize`).
+* ``"frobenius"``: division by the Frobenius norm (per matrix, or per row with
+  ``disjoint_neurons``).
+
+Caching: when no gradient is needed (``torch.no_grad()``, or a frozen weight), the normalized
+weight is computed once and reused until the raw weight changes. The cache key is the tensor's
+version counter, storage pointer, device and dtype, so an optimizer step, ``load_state_dict``,
+``.to(device)`` or any in-place change invalidates it, and switching ``train()``/``eval()``
+clears it. (Writes through ``param.data`` bypass PyTorch's version counter; call
+``module.train()`` or ``module.eval()`` after such a write.)
+
+Under ``torch.compile`` the layer uses a fixed number of Björck steps with autograd through them
+and no in-place projection (no data-dependent control flow, no parameter mutation).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from .. import _checks
+from .base import LipschitzModule
+from ..normalizers import (
+    DEFAULT_BETA_BJORCK,
+    DEFAULT_EPS_BJORCK,
+    DEFAULT_EPS_SPECTRAL,
+    DEFAULT_MAXITER_BJORCK,
+    DEFAULT_MAXITER_SPECTRAL,
+    _is_compiling,
+    bjorck_orthonormalize,
+    check_bjorck_beta,
+    frobenius_normalize,
+    polar_tangent,
+    power_iteration,
+    spectral_normalize,
+)
+
+METHODS = ("bjorck", "spectral", "frobenius")
+
+# Björck steps used under torch.compile (no convergence test is possible there).
+COMPILED_BJORCK_STEPS = 12
+
+
+class LipschitzWeight(nn.Module):
+    """Parametrization ``raw weight -> k_coef_lip * coefficient * normalize(raw weight)``.
+
+    Args:
+        weight: the raw weight (used for its shape, dtype and device).
+        method: ``"bjorck"``, ``"spectral"`` or ``"frobenius"``.
+        groups: number of independent matrices (convolution groups).
+        coefficient: extra factor (convolution correction); the layer is
+            ``k_coef_lip``-Lipschitz when ``coefficient`` times the normalized matrix norm bounds
+            the operator norm by 1.
+        k_coef_lip: Lipschitz factor.
+        disjoint_neurons: Frobenius only: normalize each row separately.
+    """
+
+    def __init__(
+        self,
+        weight: Tensor,
+        method: str,
+        groups: int = 1,
+        coefficient: float = 1.0,
+        k_coef_lip: float = 1.0,
+        eps_spectral: float = DEFAULT_EPS_SPECTRAL,
+        maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL,
+        eps_bjorck: float = DEFAULT_EPS_BJORCK,
+        maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
+        beta_bjorck: float = DEFAULT_BETA_BJORCK,
+        disjoint_neurons: bool = False,
+    ) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        self.groups = _checks.positive_int("groups", groups)
+        self.coefficient = _checks.positive_float("coefficient", coefficient)
+        self.k_coef_lip = _checks.positive_float("k_coef_lip", k_coef_lip)
+        self.eps_spectral = _checks.positive_float("eps_spectral", eps_spectral)
+        self.maxiter_spectral = _checks.positive_int("maxiter_spectral", maxiter_spectral)
+        self.eps_bjorck = _checks.positive_float("eps_bjorck", eps_bjorck)
+        self.maxiter_bjorck = _checks.positive_int("maxiter_bjorck", maxiter_bjorck)
+        self.beta_bjorck = check_bjorck_beta(beta_bjorck)
+        self.disjoint_neurons = bool(disjoint_neurons)
+        if weight.shape[0] % self.groups:
+            raise ValueError(
+                f"groups={groups} must divide the weight's first dimension {weight.shape[0]}"
+            )
+        cols = weight[0].numel()
+        u = torch.randn(self.groups, cols, device=weight.device, dtype=weight.dtype)
+        self.register_buffer("u", u / u.norm(dim=1, keepdim=True))
+        self._cache: tuple[tuple, Tensor] | None = None
+        self._projected: tuple[int, int] | None = None
+
+    @property
+    def scale(self) -> float:
+        """The factor ``k_coef_lip * coefficient`` applied after normalization."""
+        return self.k_coef_lip * self.coefficient
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, groups={self.groups}, scale={self.scale:.6g}"
+
+    # ---- views ---------------------------------------------------------------------------
+
+    def _matrix(self, x: Tensor) -> Tensor:
+        return x.reshape(self.groups, x.shape[0] // self.groups, -1)
+
+    # ---- normalization --------------------------------------------------------------------
+
+    def _prescale(self, m: Tensor) -> Tensor:
+        """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6).
+
+        A constant for autograd (the polar factor is scale invariant); soundness does not depend
+        on it, since :func:`bjorck_orthonormalize` certifies its own starting spectrum.
+        """
+        with torch.no_grad():
+            sigma, u = power_iteration(m.detach(), self.u, self.eps_spectral, self.maxiter_spectral)
+            if self.training:
+                self.u.copy_(u)
+            rank = min(m.shape[-2], m.shape[-1])
+            rms = m.detach().flatten(-2).norm(dim=-1) / math.sqrt(rank)
+            return torch.maximum(rms, sigma / 1.6).clamp_min(torch.finfo(m.dtype).tiny)
+
+    def _orthonormalize(self, m: Tensor, fixed_iterations: int | None = None) -> Tensor:
+        q, steps, converged = bjorck_orthonormalize(
+            m / self._prescale(m)[:, None, None],
+            eps=self.eps_bjorck,
+            maxiter=self.maxiter_bjorck,
+            beta=self.beta_bjorck,
+            fixed_iterations=fixed_iterations,
+            return_info=True,
+        )
+        if fixed_iterations is None and not converged:
+            warnings.warn(
+                f"Björck orthonormalization did not reach eps_bjorck={self.eps_bjorck:g} in "
+                f"maxiter_bjorck={self.maxiter_bjorck} steps (ill-conditioned raw weight, e.g. "
+                "loaded from elsewhere): the layer is still Lipschitz-bounded but not yet "
+                "gradient-norm preserving. Training steps finish the job (the raw weight is "
+                "re-projected each step); otherwise raise maxiter_bjorck.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return q
+
+    def _normalized(self, x: Tensor) -> Tensor:
+        """The normalized matrices (without the scale), differentiable w.r.t. ``x``."""
+        m = self._matrix(x)
+        if self.method == "frobenius":
+            return frobenius_normalize(m, self.disjoint_neurons)
+        if self.method == "spectral":
+            u = self.u if self.training else self.u.clone()
+            out, u_new, _ = spectral_normalize(m, u, self.eps_spectral, self.maxiter_spectral)
+            if self.training:
+                with torch.no_grad():
+                    self.u.copy_(u_new)
+            return out
+        if _is_compiling():
+            return self._orthonormalize(m, fixed_iterations=COMPILED_BJORCK_STEPS)
+        if self._is_projected(x):
+            return polar_tangent(m)
+        return self._orthonormalize(m)
+
+    # ---- projection of the raw parameter (Björck, training mode) --------------------------
+
+    def _is_projected(self, x: Tensor) -> bool:
+        return self._projected == (x._version, x.data_ptr())
+
+    def _project(self, x: Tensor) -> None:
+        """Replace the raw weight by its polar factor (same function, orthonormal raw weight)."""
+        if self._is_projected(x) or not x.is_leaf:
+            return
+        with torch.no_grad():
+            q = self._orthonormalize(self._matrix(x))
+            x.copy_(q.reshape(x.shape))
+        self._projected = (x._version, x.data_ptr())
+
+    # ---- forward ---------------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.method == "bjorck" and self.training and not _is_compiling():
+            self._project(x)
+        if _is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
+            return (self.scale * self._normalized(x)).reshape(x.shape)
+        return self._cached(x)
+
+    def _cached(self, x: Tensor) -> Tensor:
+        key = (x._version, x.data_ptr(), x.device, x.dtype, self.scale, self.training)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        with torch.no_grad():
+            w = (self.scale * self._normalized(x)).reshape(x.shape)
+        self._cache = (key, w)
+        return w
+
+    def right_inverse(self, w: Tensor) -> Tensor:
+        """Assigning ``layer.weight = W`` stores ``W / scale`` as the raw weight."""
+        return w / self.scale
+
+    def train(self, mode: bool = True) -> "LipschitzWeight":
+        self._cache = None
+        return super().train(mode)
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_cache"] = None
+        state["_projected"] = None
+        return state
+
+
+def spectral_weight_kwargs(
+    eps_spectral: float,
+    eps_bjorck: float | None,
+    maxiter_spectral: int,
+    maxiter_bjorck: int,
+    beta_bjorck: float,
+) -> dict:
+    """LipschitzWeight arguments of the Spectral* layers (``eps_bjorck=None``: spectral only)."""
+    return dict(
+        method="spectral" if eps_bjorck is None else "bjorck",
+        eps_spectral=eps_spectral,
+        maxiter_spectral=maxiter_spectral,
+        eps_bjorck=DEFAULT_EPS_BJORCK if eps_bjorck is None else eps_bjorck,
+        maxiter_bjorck=maxiter_bjorck,
+        beta_bjorck=beta_bjorck,
+    )
+
+
+def register_lipschitz_weight(module: nn.Module, **kwargs) -> LipschitzWeight:
+    """Orthogonally initialize ``module.weight``, zero its bias and register a
+    :class:`LipschitzWeight` on it. Returns the parametrization."""
+    with torch.no_grad():
+        weight = module.weight
+        groups = kwargs.get("groups", 1)
+        view = weight.reshape(groups, weight.shape[0] // groups, -1)
+        for g in range(groups):
+            nn.init.orthogonal_(view[g])
+        if getattr(module, "bias", None) is not None:
+            module.bias.zero_()
+    param = LipschitzWeight(weight, **kwargs)
+    parametrize.register_parametrization(module, "weight", param)
+    return param
+
+
+def lipschitz_weight(module: nn.Module) -> LipschitzWeight:
+    """The :class:`LipschitzWeight` registered on ``module.weight``."""
+    return module.parametrizations.weight[0]
+
+
+class LipschitzWeightLayer(LipschitzModule):
+    """Mixin for layers whose ``weight`` carries a :class:`LipschitzWeight`."""
+
+    def _init_weight(self, k_coef_lip: float, **kwargs) -> None:
+        self._init_lipschitz(k_coef_lip)
+        register_lipschitz_weight(self, k_coef_lip=self._k_coef_lip, **kwargs)
+
+    def _k_coef_lip_changed(self) -> None:
+        lipschitz_weight(self).k_coef_lip = self._k_coef_lip
+
+    def effective_weight(self) -> Tensor:
+        """The constrained weight used by ``forward`` (detached copy)."""
+        return self.weight.detach().clone()
+
+    def _copy_into(self, plain: nn.Module) -> nn.Module:
+        """Copy the effective weight and bias into a plain torch layer of the same shape."""
+        with torch.no_grad():
+            plain.weight.copy_(self.weight)
+            if self.bias is not None:
+                plain.bias.copy_(self.bias)
+        return plain

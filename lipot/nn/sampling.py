@@ -1,0 +1,51 @@
+"""Invertible down/up-sampling (pixel unshuffle / shuffle): permutations of the entries, hence
+isometries; times ``k_coef_lip`` they are ``k_coef_lip``-Lipschitz and gradient-norm preserving."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .. import _checks
+from .. import functional as LF
+from .base import LipschitzModule, trace_export
+
+__all__ = ["InvertibleDownSampling", "InvertibleUpSampling"]
+
+
+class _Sampling(nn.Module, LipschitzModule):
+    def __init__(self, kernel_size: int, k_coef_lip: float = 1.0) -> None:
+        nn.Module.__init__(self)
+        self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
+        self._init_lipschitz(k_coef_lip)
+
+    def vanilla_export(self) -> nn.Module:
+        return trace_export(self)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, k_coef_lip={self.k_coef_lip:g}"
+
+
+class InvertibleDownSampling(_Sampling):
+    """``(N, C, H, W) -> (N, C*k*k, H/k, W/k)`` by ``pixel_unshuffle``, times ``k_coef_lip``.
+
+    Args:
+        kernel_size: the factor ``k``; H and W must be divisible by it (checked at forward).
+        k_coef_lip: Lipschitz factor.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        out = LF.invertible_downsample(input, self.kernel_size)
+        return out if self.k_coef_lip == 1.0 else out * self.k_coef_lip
+
+
+class InvertibleUpSampling(_Sampling):
+    """``(N, C*k*k, H, W) -> (N, C, H*k, W*k)`` by ``pixel_shuffle``, times ``k_coef_lip``.
+
+    Args:
+        kernel_size: the factor ``k``; the channels must be divisible by ``k*k``.
+        k_coef_lip: Lipschitz factor.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        out = LF.invertible_upsample(input, self.kernel_size)
+        return out if self.k_coef_lip == 1.0 else out * self.k_coef_lip

@@ -1,0 +1,557 @@
+r"""Pure tensor functions that constrain weights: power iteration, Björck orthonormalization,
+Frobenius normalization, verified spectral normalization and convolution correction coefficients.
+
+Everything here works on a matrix ``(m, n)`` or a batch of matrices ``(..., m, n)`` (one per
+convolution group) and is device- and dtype-agnostic. The layers in :mod:`lipot.nn` call these
+functions through a single parametrization (:class:`lipot.nn.parametrization.LipschitzWeight`).
+
+Soundness facts used below (all singular values :math:`\sigma \ge 0`):
+
+* A Björck step :math:`W \leftarrow (1+\beta) W - \beta W W^\top W` acts on each singular value as
+  :math:`p(\sigma) = (1+\beta)\sigma - \beta\sigma^3`. For :math:`\beta = 1/2`,
+  :math:`1 - p(\sigma) = \tfrac12(\sigma-1)^2(\sigma+2) \ge 0` and :math:`p(\sigma) \ge 0` on
+  :math:`[0, \sqrt3]`: **one step maps any spectrum inside** :math:`[0, \sqrt3]` **into**
+  :math:`[0, 1]`, so an unconverged Björck stays contractive. Every other :math:`\beta`
+  overshoots 1 for some :math:`\sigma` near 1 (:math:`\beta < 1/2`: for :math:`\sigma` slightly
+  above 1, e.g. :math:`\beta=0.25` reaches 1.076; :math:`\beta > 1/2`: already for
+  :math:`\sigma < 1`), and power iteration can only under-estimate :math:`\sigma_{max}`, so lipot
+  accepts only :math:`\beta = 1/2`.
+* :math:`\sigma_{max}(W)^2 = \lambda_{max}(W^\top W) \le \lVert W^\top W \rVert_\infty`
+  (max absolute row sum), a guaranteed bound that costs nothing once the Gram matrix is formed.
+* A successful Cholesky factorization of :math:`c^2 I - W^\top W` certifies
+  :math:`\sigma_{max}(W) \le c`.
+
+References: Björck & Bowie 1971; Anil, Lucas & Grosse, *Sorting out Lipschitz function
+approximation*, arXiv:1811.05381; Serrurier et al., *Achieving robustness in classification using
+optimal transport with hinge regularization*, arXiv:2006.06520.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from . import _checks
+
+__all__ = [
+    "DEFAULT_EPS_SPECTRAL",
+    "DEFAULT_MAXITER_SPECTRAL",
+    "DEFAULT_EPS_BJORCK",
+    "DEFAULT_MAXITER_BJORCK",
+    "DEFAULT_BETA_BJORCK",
+    "power_iteration",
+    "operator_power_iteration",
+    "check_bjorck_beta",
+    "bjorck_orthonormalize",
+    "polar_tangent",
+    "frobenius_normalize",
+    "spectral_normalize",
+    "conv_count_bound",
+    "conv_coefficient",
+    "deel_conv_coefficient",
+]
+
+DEFAULT_EPS_SPECTRAL = 1e-3
+DEFAULT_MAXITER_SPECTRAL = 10
+DEFAULT_EPS_BJORCK = 1e-3
+DEFAULT_MAXITER_BJORCK = 15
+DEFAULT_BETA_BJORCK = 0.5
+
+# Spectrum ceiling certified before the first Björck step (< sqrt(3) with room for float32
+# rounding of the Gram matrix).
+_PRESCALE_CEILING = 2.9
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return bool(compiler.is_compiling())
+    return False  # pragma: no cover - torch < 2.3
+
+
+# --------------------------------------------------------------------------------------------
+# Power iteration
+# --------------------------------------------------------------------------------------------
+
+
+def operator_power_iteration(
+    apply: Callable[[Tensor], Tensor],
+    apply_adjoint: Callable[[Tensor], Tensor],
+    u: Tensor,
+    eps: float = DEFAULT_EPS_SPECTRAL,
+    maxiter: int = DEFAULT_MAXITER_SPECTRAL,
+) -> tuple[Tensor, Tensor]:
+    r"""Power iteration on :math:`T^* T` for a linear operator :math:`T` given as two callables.
+
+    Iterates :math:`u \leftarrow T^*T u / \lVert T^*T u \rVert` until
+    :math:`\lVert u_{t+1} - u_t \rVert < \varepsilon` (largest over the batch) or ``maxiter``.
+    ``u`` has a leading batch dimension (one vector per independent operator). Returns
+    ``(sigma, u)`` with :math:`\sigma = \lVert T u\rVert` — differentiable through ``apply``,
+    with ``u`` detached — and the final unit vector.
+
+    Any finite number of steps gives a **lower** estimate of :math:`\lVert T \rVert_2`; never use
+    it alone as a bound.
+    """
+    if maxiter < 0:
+        raise ValueError(f"maxiter must be >= 0, got {maxiter}")
+    def _normalize(v: Tensor) -> Tensor:
+        norms = v.flatten(1).norm(dim=1).clamp_min(torch.finfo(v.dtype).tiny)
+        return v / norms.view((-1,) + (1,) * (v.dim() - 1))
+
+    with torch.no_grad():
+        u = _normalize(u)
+        for _ in range(maxiter):
+            u_next = _normalize(apply_adjoint(apply(u)))
+            delta = (u_next - u).flatten(1).norm(dim=1).max()
+            u = u_next
+            if not _is_compiling() and float(delta) < eps:
+                break
+    u = u.detach()
+    sigma = apply(u).flatten(1).norm(dim=1)
+    return sigma, u
+
+
+def power_iteration(
+    weight: Tensor,
+    u: Tensor | None = None,
+    eps: float = DEFAULT_EPS_SPECTRAL,
+    maxiter: int = DEFAULT_MAXITER_SPECTRAL,
+) -> tuple[Tensor, Tensor]:
+    r"""Largest singular value of a matrix (or a batch of matrices) by power iteration.
+
+    Args:
+        weight: ``(m, n)`` or ``(g, m, n)``.
+        u: right singular vector estimate ``(n,)`` / ``(g, n)`` to warm-start from (persistent
+            vectors converge in one or two steps when the weights change slowly); random if None.
+        eps: stop when the vector moves less than ``eps``.
+        maxiter: maximum number of iterations.
+
+    Returns:
+        ``(sigma, u)``: the estimate :math:`\lVert W u \rVert` (shape ``()`` or ``(g,)``,
+        differentiable w.r.t. ``weight``; a lower bound on :math:`\sigma_{max}`) and the updated
+        vector.
+    """
+    squeeze = weight.dim() == 2
+    w = weight.unsqueeze(0) if squeeze else weight
+    if u is None:
+        u = torch.randn(w.shape[0], w.shape[-1], device=w.device, dtype=w.dtype)
+    else:
+        u = u.reshape(w.shape[0], w.shape[-1]).to(device=w.device, dtype=w.dtype)
+    sigma, u = operator_power_iteration(
+        lambda v: torch.bmm(w, v.unsqueeze(-1)).squeeze(-1),
+        lambda v: torch.bmm(w.detach().mT, v.unsqueeze(-1)).squeeze(-1),
+        u,
+        eps=eps,
+        maxiter=maxiter,
+    )
+    if squeeze:
+        return sigma[0], u[0]
+    return sigma, u
+
+
+# --------------------------------------------------------------------------------------------
+# Björck orthonormalization
+# --------------------------------------------------------------------------------------------
+
+
+def check_bjorck_beta(beta: float) -> float:
+    """Validate a Björck step size; only beta = 0.5 is contractive for every input lipot feeds it.
+
+    Raises:
+        ValueError: for any other value, explaining why it is unsafe.
+    """
+    beta = _checks.positive_float("beta_bjorck", beta)
+    if beta != DEFAULT_BETA_BJORCK:
+        raise ValueError(
+            f"beta_bjorck={beta} is unsafe: a non-converged Björck step with beta != 0.5 maps some "
+            "singular value near 1 above 1 (beta < 0.5 for inputs slightly above 1, which power "
+            "iteration cannot exclude; beta > 0.5 even for inputs below 1), so the layer would "
+            "not be 1-Lipschitz. Use beta_bjorck=0.5 (the default); raise maxiter_bjorck if you "
+            "need more iterations."
+        )
+    return beta
+
+
+def _gram(w: Tensor) -> Tensor:
+    """The smaller Gram matrix: W^T W for tall W, W W^T for wide W."""
+    return w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT
+
+
+def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
+    """One beta = 0.5 Björck step given the Gram matrix of ``w``: 1.5 W - 0.5 W W^T W."""
+    if w.shape[-2] >= w.shape[-1]:
+        return 1.5 * w - 0.5 * (w @ gram)
+    return 1.5 * w - 0.5 * (gram @ w)
+
+
+def _identity_like(gram: Tensor) -> Tensor:
+    return torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
+
+
+def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Rescale each matrix so that :math:`\sigma_{max}^2 \le 2.9 < 3`, guaranteed.
+
+    The infinity-norm of the Gram matrix bounds :math:`\sigma_{max}^2` for free; where it exceeds
+    the ceiling, a Cholesky factorization of :math:`2.9 I - G` is tried as a certificate (eager
+    mode only), and only matrices without a certificate are divided by
+    :math:`\sqrt{\lVert G\rVert_\infty / 2.9}`.
+    """
+    bound = gram.abs().sum(-1).amax(-1)
+    needs = bound > _PRESCALE_CEILING
+    if not _is_compiling():
+        if not bool(needs.any()):
+            return w, gram
+        certificate = torch.linalg.cholesky_ex(
+            _PRESCALE_CEILING * _identity_like(gram) - gram
+        ).info
+        needs = needs & (certificate != 0)
+    factor = torch.where(needs, bound / _PRESCALE_CEILING, torch.ones_like(bound))
+    w = w / factor.sqrt()[..., None, None]
+    gram = gram / factor[..., None, None]
+    return w, gram
+
+
+def _gram_deviation(gram: Tensor) -> Tensor:
+    r"""Estimate of :math:`\max_i |\sigma_i^2 - 1| = \lVert G - I\rVert_2` (largest over the batch).
+
+    Minimum of two guaranteed upper bounds (Frobenius and infinity norms of :math:`G - I`) and
+    1.1 times a four-step power-iteration estimate started from the largest row. Used only to
+    decide when to stop iterating: it affects how close to 1 the singular values get, never the
+    upper bound.
+    """
+    e = gram.detach() - _identity_like(gram)
+    frob = e.flatten(-2).norm(dim=-1)
+    inf = e.abs().sum(-1).amax(-1)
+    rows = e.norm(dim=-1)
+    idx = rows.argmax(-1)
+    v = torch.gather(e, -2, idx[..., None, None].expand(*e.shape[:-2], 1, e.shape[-1]))
+    v = v.squeeze(-2)
+    est = rows.amax(-1)
+    for _ in range(4):
+        v = v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
+        ev = (e @ v.unsqueeze(-1)).squeeze(-1)
+        est = ev.norm(dim=-1)
+        v = ev
+    return torch.minimum(torch.minimum(frob, inf), 1.1 * est).amax()
+
+
+def _sigma_deviation(gram_dev: float) -> float:
+    """Bound on |sigma - 1| given |sigma^2 - 1| <= gram_dev."""
+    if gram_dev >= 1.0:
+        return math.inf
+    return 1.0 - math.sqrt(1.0 - gram_dev)
+
+
+def bjorck_orthonormalize(
+    weight: Tensor,
+    eps: float = DEFAULT_EPS_BJORCK,
+    maxiter: int = DEFAULT_MAXITER_BJORCK,
+    beta: float = DEFAULT_BETA_BJORCK,
+    fixed_iterations: int | None = None,
+    return_info: bool = False,
+) -> Tensor | tuple[Tensor, int, bool]:
+    r"""Björck orthonormalization with a guaranteed upper bound: the output has
+    :math:`\sigma_{max} \le 1` (up to floating-point rounding) for **any** input.
+
+    .. math::
+        W_0 = W / c, \qquad W_{t+1} = \tfrac32 W_t - \tfrac12 W_t W_t^\top W_t
+
+    where :math:`c \ge 1` is chosen from a certificate so that :math:`\sigma_{max}(W_0)^2 \le 2.9`
+    (see :func:`_certified_prescale`). Every step then keeps the spectrum in :math:`[0, 1]` and
+    drives it to 1 quadratically (:math:`1-\sigma \mapsto \tfrac12(1-\sigma)^2(\sigma+2)`).
+    Iteration stops once the estimated :math:`\max|\sigma-1|` is below ``eps`` (or predicted to
+    be after the next step), after at least one step, or after ``maxiter`` steps. Scale the input
+    so that its singular values are near 1 first (spectral normalization) for fast convergence.
+
+    Args:
+        weight: ``(m, n)`` or ``(..., m, n)``; tall matrices get orthonormal columns, wide ones
+            orthonormal rows.
+        eps: target accuracy on the singular values.
+        maxiter: maximum number of steps.
+        beta: step size; only 0.5 is accepted (see :func:`check_bjorck_beta`).
+        fixed_iterations: run exactly this many steps with no data-dependent control flow
+            (used under ``torch.compile``).
+        return_info: also return the number of steps taken and whether the target accuracy was
+            reached (``False`` when ``maxiter`` ran out, e.g. for an ill-conditioned input: the
+            output is then still contractive, but not orthonormal).
+
+    The function is differentiable (autograd through every step). The lipot layers instead run it
+    without gradient and use :func:`polar_tangent` for the backward pass.
+    """
+    check_bjorck_beta(beta)
+    _checks.positive_int("maxiter_bjorck", maxiter)
+    w = weight
+    gram = _gram(w)
+    w, gram = _certified_prescale(w, gram)
+    steps, converged = 0, False
+    if fixed_iterations is not None:
+        for i in range(fixed_iterations):
+            if i > 0:
+                gram = _gram(w)
+            w = _bjorck_step(w, gram)
+        steps = fixed_iterations
+    else:
+        while True:
+            dev = _sigma_deviation(float(_gram_deviation(gram)))
+            if steps >= 1 and dev <= eps:
+                converged = True
+                break
+            w = _bjorck_step(w, gram)
+            steps += 1
+            converged = 0.5 * dev * dev * (3.0 + dev) <= eps
+            if converged or steps >= maxiter:
+                break
+            gram = _gram(w)
+    if return_info:
+        return w, steps, converged
+    return w
+
+
+class _PolarTangent(torch.autograd.Function):
+    """Identity in the forward pass; exact derivative of the polar factor at an orthonormal
+    point in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(q)
+        return q.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (q,) = ctx.saved_tensors
+        if q.shape[-2] >= q.shape[-1]:
+            s = q.mT @ grad
+            return grad - 0.5 * (q @ (s + s.mT))
+        s = grad @ q.mT
+        return grad - 0.5 * ((s + s.mT) @ q)
+
+
+def polar_tangent(q: Tensor) -> Tensor:
+    r"""Return ``q`` unchanged, with the gradient of the polar factor :math:`\mathrm{polar}(W) =
+    W (W^\top W)^{-1/2}` at :math:`W = q`, assuming ``q`` has orthonormal columns (tall) or rows
+    (wide).
+
+    At such a point :math:`d\,\mathrm{polar} = dW - \tfrac12 Q (dW^\top Q + Q^\top dW)` (tall), so
+    the vector-Jacobian product is :math:`G - \tfrac12 Q (Q^\top G + G^\top Q)`: two matrix
+    products instead of back-propagating through every Björck step. lipot keeps the raw weight
+    equal to its own polar factor (the function computed is unchanged, since
+    :math:`\mathrm{polar}(\mathrm{polar}(W)) = \mathrm{polar}(W)`), which makes this exact to the
+    Björck tolerance.
+    """
+    return _PolarTangent.apply(q)
+
+
+# --------------------------------------------------------------------------------------------
+# Frobenius and (verified) spectral normalization
+# --------------------------------------------------------------------------------------------
+
+
+def frobenius_normalize(weight: Tensor, disjoint_neurons: bool = False) -> Tensor:
+    r"""Divide by the Frobenius norm: :math:`W / \lVert W\rVert_F` (per matrix of the batch), or
+    each row by its own norm when ``disjoint_neurons`` (each output neuron is then 1-Lipschitz;
+    the whole map is only :math:`\sqrt{m}`-Lipschitz in :math:`\ell_2`).
+
+    Since :math:`\sigma_{max} \le \lVert W\rVert_F`, the normalized matrix has
+    :math:`\sigma_{max} \le 1`, with equality iff :math:`W` has rank one.
+    """
+    tiny = torch.finfo(weight.dtype).tiny
+    if disjoint_neurons:
+        return weight / weight.norm(dim=-1, keepdim=True).clamp_min(tiny)
+    return weight / weight.flatten(-2).norm(dim=-1).clamp_min(tiny)[..., None, None]
+
+
+def _certified_below(weight: Tensor, bound: Tensor) -> Tensor:
+    """True where a float64 Cholesky factorization certifies sigma_max(weight) <= bound."""
+    w = weight.detach().double()
+    gram = _gram(w)
+    b = bound.detach().double()
+    return torch.linalg.cholesky_ex(b[..., None, None] ** 2 * _identity_like(gram) - gram).info == 0
+
+
+def spectral_normalize(
+    weight: Tensor,
+    u: Tensor | None = None,
+    eps: float = DEFAULT_EPS_SPECTRAL,
+    maxiter: int = DEFAULT_MAXITER_SPECTRAL,
+    margin: float = 1e-5,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Divide a matrix by a **verified** upper bound on its largest singular value.
+
+    Power iteration gives :math:`\hat\sigma \le \sigma_{max}` (it can lag badly after a large
+    update). lipot therefore checks :math:`(1+\text{margin})\hat\sigma \ge \sigma_{max}` with a
+    float64 Cholesky certificate and, where it fails, uses the exact float64 spectral norm times
+    :math:`(1+\text{margin})` instead. The result always satisfies :math:`\sigma_{max} \le 1`.
+
+    Returns:
+        ``(normalized, u, sigma)`` where ``sigma`` is the divisor used (differentiable).
+    """
+    sigma_est, u = power_iteration(weight, u, eps=eps, maxiter=maxiter)
+    bound = sigma_est * (1.0 + margin)
+    ok = _certified_below(weight, bound)
+    if _is_compiling() or not bool(ok.all()):
+        exact = torch.linalg.matrix_norm(weight.double(), ord=2).to(weight.dtype) * (1.0 + margin)
+        bound = torch.where(ok, bound, exact)
+    if weight.dim() == 2:
+        return weight / bound, u, bound
+    return weight / bound[..., None, None], u, bound
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution correction coefficients
+# --------------------------------------------------------------------------------------------
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _source_index(pos: int, length: int, mode: str) -> int | None:
+    """Which input pixel sits at padded coordinate ``pos`` (relative to the unpadded origin)."""
+    if 0 <= pos < length:
+        return pos
+    if mode == "zeros":
+        return None
+    if mode == "replicate":
+        return min(max(pos, 0), length - 1)
+    if mode == "reflect":
+        return -pos if pos < 0 else 2 * (length - 1) - pos
+    return pos % length  # circular
+
+
+def _max_incidence_1d(
+    length: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int], mode: str
+) -> int:
+    """Largest number of (output window, kernel tap) pairs that read one input pixel."""
+    span = dilation * (kernel - 1) + 1
+    n_out = (length + pad[0] + pad[1] - span) // stride + 1
+    counts = [0] * length
+    for j in range(max(n_out, 0)):
+        for t in range(kernel):
+            src = _source_index(j * stride + t * dilation - pad[0], length, mode)
+            if src is not None:
+                counts[src] += 1
+    return max(counts)
+
+
+def _min_length(pad: tuple[int, int], mode: str, kernel: int, dilation: int) -> int:
+    need = max(1, dilation * (kernel - 1) + 1 - pad[0] - pad[1])
+    if mode == "reflect":
+        need = max(need, max(pad) + 1)  # torch requires pad < input size
+    elif mode == "circular":
+        need = max(need, max(pad))  # torch requires pad <= input size
+    return need
+
+
+def _resolve_padding(padding, kernel_size, dilation, stride) -> list[tuple[int, int]]:
+    n = len(kernel_size)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [(0, 0)] * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError("padding='same' requires stride=1 (torch does not support it)")
+            out = []
+            for k, d in zip(kernel_size, dilation):
+                total = d * (k - 1)
+                out.append((total // 2, total - total // 2))
+            return out
+        raise ValueError(f"padding must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}")
+    pads = _checks.int_tuple("padding", padding, n)
+    return [(p, p) for p in pads]
+
+
+def _spatial_dims(dims: int | None, *args) -> int:
+    """Number of spatial dimensions: ``dims`` if given, else the length of the first sequence
+    argument, else 2 (as ``torch.nn.Conv2d`` for int arguments)."""
+    if dims is not None:
+        return _checks.positive_int("dims", dims)
+    for arg in args:
+        if isinstance(arg, Sequence) and not isinstance(arg, str):
+            return len(arg)
+    return 2
+
+
+def conv_count_bound(
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    padding_mode: str = "zeros",
+    input_size: int | Sequence[int] | None = None,
+    dims: int | None = None,
+) -> float:
+    r"""Upper bound :math:`B` with :math:`\lVert \mathrm{conv}_W\rVert_2 \le B\,\lVert R(W)\rVert_2`,
+    where :math:`R(W)` is the kernel reshaped to ``(out_channels, in_channels * prod(kernel))``.
+
+    For an input :math:`x`, :math:`\lVert Tx\rVert^2 = \sum_p \lVert R(W)\,\mathrm{patch}_p\rVert^2
+    \le \lVert R(W)\rVert^2 \sum_i c_i x_i^2`, where :math:`c_i` counts the (output window, kernel
+    tap) pairs that read input pixel :math:`i` through the padding (a pixel copied by reflect,
+    replicate or circular padding counts once per copy read). Hence :math:`B = \sqrt{\max_i c_i}`;
+    counts factor over the spatial dimensions. The bound is **attained** when :math:`R(W)` has
+    orthonormal columns (e.g. 1 input and 9 output channels for a 3×3 kernel), so it cannot be
+    improved without looking at the weights.
+
+    With ``input_size=None`` the maximum is taken over every input size (the bound then holds for
+    any input); with an ``input_size`` it is the valid, possibly smaller, bound for that size
+    only. For zero padding and large inputs it equals deel-torchlip's
+    :math:`\sqrt{\prod_d \lceil k_d / s_d\rceil}` (dilation 1). Int arguments apply to every
+    spatial dimension; their number is ``dims``, or the length of any tuple argument, or 2.
+
+    Note: deel-lip's "input-size-aware" coefficient uses the *average* count and is not a valid
+    bound (a 3×3 conv with an orthonormal tall kernel has norm exactly 3 but deel-lip scales it
+    as if it were ~2.5 on 4×4 inputs); lipot does not implement it.
+    """
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
+        )
+    n = _spatial_dims(dims, kernel_size, stride, padding, dilation, input_size)
+    ks = _checks.int_tuple("kernel_size", kernel_size, n)
+    if any(k < 1 for k in ks):
+        raise ValueError(f"kernel_size must be >= 1, got {kernel_size!r}")
+    st = _checks.int_tuple("stride", stride, n)
+    dl = _checks.int_tuple("dilation", dilation, n)
+    if any(s < 1 for s in st) or any(d < 1 for d in dl):
+        raise ValueError(f"stride and dilation must be >= 1, got {stride!r}, {dilation!r}")
+    pads = _resolve_padding(padding, ks, dl, st)
+    sizes = None if input_size is None else _checks.int_tuple("input_size", input_size, n)
+    total = 1
+    for d in range(n):
+        mode = padding_mode
+        if sizes is not None:
+            lengths = [sizes[d]]
+        else:
+            lo = _min_length(pads[d], mode, ks[d], dl[d])
+            reach = pads[d][0] + pads[d][1] + dl[d] * (ks[d] - 1) + st[d]
+            lengths = range(lo, lo + 4 * reach + 8)
+        total *= max(_max_incidence_1d(L, ks[d], st[d], dl[d], pads[d], mode) for L in lengths)
+    return math.sqrt(total)
+
+
+def conv_coefficient(
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    padding_mode: str = "zeros",
+    input_size: int | Sequence[int] | None = None,
+    dims: int | None = None,
+) -> float:
+    """The factor lipot multiplies a kernel with ``||R(W)|| <= 1`` by: ``1 / conv_count_bound``."""
+    bound = conv_count_bound(kernel_size, stride, padding, dilation, padding_mode, input_size, dims)
+    return 1.0 / bound
+
+
+def deel_conv_coefficient(
+    kernel_size: int | Sequence[int], stride: int | Sequence[int] = 1, dims: int | None = None
+) -> float:
+    r"""deel-torchlip's generic coefficient :math:`1/\sqrt{\prod_d \lceil k_d/s_d\rceil}`.
+
+    Valid for zero padding without dilation (it equals :func:`conv_coefficient` there for
+    inputs larger than the kernel); provided for comparison and migration checks.
+    """
+    n = _spatial_dims(dims, kernel_size, stride)
+    ks = _checks.int_tuple("kernel_size", kernel_size, n)
+    st = _checks.int_tuple("stride", stride, n)
+    return 1.0 / math.sqrt(math.prod(math.ceil(k / s) for k, s in zip(ks, st)))
