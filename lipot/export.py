@@ -13,9 +13,20 @@ from .nn.base import LipschitzModule
 __all__ = ["vanilla_export", "vanilla_model"]
 
 
-def _strip_parametrizations(module: nn.Module) -> None:
-    for name in list(getattr(module, "parametrizations", {}).keys()):
-        parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+def _without_parametrizations(module: nn.Module) -> nn.Module:
+    """A copy of a torch-parametrized module with its parametrized tensors as plain parameters.
+
+    (``parametrize.remove_parametrizations`` on a deep copy would edit the generated class the
+    copy shares with the original and break the original.)
+    """
+    values = {name: getattr(module, name).detach().clone() for name in module.parametrizations}
+    memo = {id(module.parametrizations): None}
+    exported = copy.deepcopy(module, memo)
+    exported.__class__ = type(module).__bases__[0]
+    del exported._modules["parametrizations"]
+    for name, value in values.items():
+        exported.register_parameter(name, nn.Parameter(value))
+    return exported
 
 
 def _export(module: nn.Module) -> nn.Module:
@@ -23,9 +34,7 @@ def _export(module: nn.Module) -> nn.Module:
         return module.vanilla_export()
     children = dict(module.named_children())
     if parametrize.is_parametrized(module):
-        exported = copy.deepcopy(module)
-        _strip_parametrizations(exported)
-        return exported
+        return _without_parametrizations(module)
     # copy the module itself, with placeholders for its children, then export each child
     memo = {id(child): None for child in children.values()}
     exported = copy.deepcopy(module, memo)

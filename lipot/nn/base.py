@@ -61,18 +61,35 @@ class _ShallowTracer(torch.fx.Tracer):
         return True
 
 
-def trace_export(module: nn.Module) -> nn.Module:
+def _make_portable(graph: torch.fx.Graph) -> None:
+    """Make a traced graph picklable and loadable without lipot: drop string type annotations,
+    the tracer class reference, and the guards (and placeholders) of specialized arguments
+    (torch.fx cannot re-trace those guards when unpickling)."""
+    guard = torch.fx._symbolic_trace._assert_is_none
+    for node in list(graph.nodes):
+        node.type = None
+        if node.op == "call_function" and node.target is guard:
+            graph.erase_node(node)
+    for node in list(graph.nodes):
+        if node.op == "placeholder" and not node.users and node.args == (None,):
+            graph.erase_node(node)
+    graph._tracer_cls = None
+    graph.lint()
+
+
+def trace_export(module: nn.Module, concrete_args: dict | None = None) -> nn.Module:
     """Export a lipot module without weight parametrization by tracing its eval-mode forward with
     ``torch.fx``.
 
     The resulting ``GraphModule`` calls only torch functions, holds the module's parameters and
     buffers, and loads without lipot. Submodules stay as calls to submodules of the same name
-    (replace them by their own exports).
+    (replace them by their own exports). ``concrete_args`` fixes optional forward arguments.
     """
     was_training = module.training
     module.eval()
     try:
-        graph = _ShallowTracer().trace(module)
+        graph = _ShallowTracer().trace(module, concrete_args=concrete_args)
+        _make_portable(graph)
         exported = torch.fx.GraphModule(module, graph, type(module).__name__)
     finally:
         module.train(was_training)

@@ -53,7 +53,8 @@ class LipResidual(nn.Module, LipschitzModule):
     def vanilla_export(self) -> nn.Module:
         from ..export import vanilla_export
 
-        exported = trace_export(self)
-        if self.block is not None:
-            exported.block = vanilla_export(self.block)
+        if self.block is None:
+            return trace_export(self)
+        exported = trace_export(self, concrete_args={"y": None})
+        exported.block = vanilla_export(self.block)
         return exported
