@@ -86,29 +86,38 @@ def operator_power_iteration(
 ) -> tuple[Tensor, Tensor]:
     r"""Power iteration on :math:`T^* T` for a linear operator :math:`T` given as two callables.
 
-    Iterates :math:`u \leftarrow T^*T u / \lVert T^*T u \rVert` until
-    :math:`\lVert u_{t+1} - u_t \rVert < \varepsilon` (largest over the batch) or ``maxiter``.
-    ``u`` has a leading batch dimension (one vector per independent operator). Returns
-    ``(sigma, u)`` with :math:`\sigma = \lVert T u\rVert` — differentiable through ``apply``,
-    with ``u`` detached — and the final unit vector.
+    Iterates :math:`u \leftarrow T^*T u / \lVert T^*T u \rVert` until the estimate
+    :math:`\sigma = \lVert T u\rVert` changes by less than ``eps`` relatively (largest over the
+    batch) or ``maxiter`` steps. (Stopping on the estimate rather than on the vector matters for
+    near-orthonormal operators, whose top singular vector is ill-defined.) ``u`` has a leading
+    batch dimension (one vector per independent operator). Returns ``(sigma, u)`` with
+    :math:`\sigma = \lVert T u\rVert` — differentiable through ``apply``, with ``u`` detached —
+    and the final unit vector.
 
     Any finite number of steps gives a **lower** estimate of :math:`\lVert T \rVert_2`; never use
     it alone as a bound.
     """
     if maxiter < 0:
         raise ValueError(f"maxiter must be >= 0, got {maxiter}")
-    def _normalize(v: Tensor) -> Tensor:
-        norms = v.flatten(1).norm(dim=1).clamp_min(torch.finfo(v.dtype).tiny)
-        return v / norms.view((-1,) + (1,) * (v.dim() - 1))
+
+    def _norms(v: Tensor) -> Tensor:
+        return v.flatten(1).norm(dim=1).clamp_min(torch.finfo(v.dtype).tiny)
+
+    def _unit(v: Tensor) -> Tensor:
+        return v / _norms(v).view((-1,) + (1,) * (v.dim() - 1))
 
     with torch.no_grad():
-        u = _normalize(u)
+        u = _unit(u)
+        sigma = None
         for _ in range(maxiter):
-            u_next = _normalize(apply_adjoint(apply(u)))
-            delta = (u_next - u).flatten(1).norm(dim=1).max()
-            u = u_next
-            if not _is_compiling() and float(delta) < eps:
-                break
+            image = apply(u)
+            new_sigma = _norms(image)
+            u = _unit(apply_adjoint(image))
+            if sigma is not None and not _is_compiling():
+                change = ((new_sigma - sigma).abs() / new_sigma).max()
+                if float(change) <= eps:
+                    break
+            sigma = new_sigma
     u = u.detach()
     sigma = apply(u).flatten(1).norm(dim=1)
     return sigma, u
@@ -126,7 +135,7 @@ def power_iteration(
         weight: ``(m, n)`` or ``(g, m, n)``.
         u: right singular vector estimate ``(n,)`` / ``(g, n)`` to warm-start from (persistent
             vectors converge in one or two steps when the weights change slowly); random if None.
-        eps: stop when the vector moves less than ``eps``.
+        eps: stop when the estimate changes by less than ``eps`` (relative).
         maxiter: maximum number of iterations.
 
     Returns:
@@ -182,9 +191,12 @@ def _gram(w: Tensor) -> Tensor:
 
 def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
     """One beta = 0.5 Björck step given the Gram matrix of ``w``: 1.5 W - 0.5 W W^T W."""
-    if w.shape[-2] >= w.shape[-1]:
-        return 1.5 * w - 0.5 * (w @ gram)
-    return 1.5 * w - 0.5 * (gram @ w)
+    left, right = (w, gram) if w.shape[-2] >= w.shape[-1] else (gram, w)
+    if w.dim() == 3:
+        return torch.baddbmm(w, left, right, beta=1.5, alpha=-0.5)
+    if w.dim() == 2:
+        return torch.addmm(w, left, right, beta=1.5, alpha=-0.5)
+    return 1.5 * w - 0.5 * (left @ right)
 
 
 def _identity_like(gram: Tensor) -> Tensor:
@@ -376,18 +388,21 @@ def spectral_normalize(
     u: Tensor | None = None,
     eps: float = DEFAULT_EPS_SPECTRAL,
     maxiter: int = DEFAULT_MAXITER_SPECTRAL,
-    margin: float = 1e-5,
+    margin: float | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Divide a matrix by a **verified** upper bound on its largest singular value.
 
     Power iteration gives :math:`\hat\sigma \le \sigma_{max}` (it can lag badly after a large
     update). lipot therefore checks :math:`(1+\text{margin})\hat\sigma \ge \sigma_{max}` with a
     float64 Cholesky certificate and, where it fails, uses the exact float64 spectral norm times
-    :math:`(1+\text{margin})` instead. The result always satisfies :math:`\sigma_{max} \le 1`.
+    :math:`(1+\text{margin})` instead (``margin`` defaults to ``eps``, the accuracy power iteration
+    was asked for). The result always satisfies
+    :math:`1/(1+\text{margin}) \lesssim \sigma_{max} \le 1`.
 
     Returns:
         ``(normalized, u, sigma)`` where ``sigma`` is the divisor used (differentiable).
     """
+    margin = eps if margin is None else margin
     sigma_est, u = power_iteration(weight, u, eps=eps, maxiter=maxiter)
     bound = sigma_est * (1.0 + margin)
     ok = _certified_below(weight, bound)

@@ -153,9 +153,9 @@ def test_spectral_normalize_is_sound_with_a_useless_vector():
     s_ = np.array([10.0, 1.0, 0.9, 0.5, 0.2, 0.1])
     w = torch.tensor(u_ @ np.diag(s_) @ vt_, dtype=torch.float32)
     stale = torch.tensor(vt_[1], dtype=torch.float32)
-    normalized, _, sigma = N.spectral_normalize(w, stale, maxiter=1)
+    normalized, _, sigma = N.spectral_normalize(w, stale, eps=1e-3, maxiter=1)
     assert spectral_norm_np(normalized) <= 1 + 1e-6
-    assert spectral_norm_np(normalized) >= 1 - 1e-4
+    assert spectral_norm_np(normalized) >= 1 / (1 + 1e-3) - 1e-6
 
 
 # ---- convolution coefficients ----------------------------------------------------------------

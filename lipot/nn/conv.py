@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from torch import nn
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .. import _checks
 from ..normalizers import (
@@ -83,6 +84,9 @@ class _ConvMixin(LipschitzWeightLayer):
             bias=self.bias is not None,
             padding_mode=self.padding_mode,
         )
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv_forward(input, self._constrained_weight(), self.bias)
 
     def vanilla_export(self) -> nn.Module:
         plain = self._plain_class(**self._plain_kwargs())
@@ -241,6 +245,15 @@ class SpectralConvTranspose2d(nn.ConvTranspose2d, _ConvMixin):
         self._init_conv(
             padding, k_coef_lip,
             **spectral_weight_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
+        )
+
+    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        output_padding = self._output_padding(
+            input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
+        )
+        return F.conv_transpose2d(
+            input, self._constrained_weight(), self.bias, self.stride, self.padding,
+            output_padding, self.groups, self.dilation,
         )
 
     def _plain_kwargs(self) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from torch import nn
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
@@ -69,6 +70,9 @@ class SpectralLinear(nn.Linear, LipschitzWeightLayer):
             ),
         )
 
+    def forward(self, input: Tensor) -> Tensor:
+        return F.linear(input, self._constrained_weight(), self.bias)
+
     def vanilla_export(self) -> nn.Linear:
         plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
         return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
@@ -105,6 +109,9 @@ class FrobeniusLinear(nn.Linear, LipschitzWeightLayer):
         nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.disjoint_neurons = bool(disjoint_neurons)
         self._init_weight(k_coef_lip, method="frobenius", disjoint_neurons=self.disjoint_neurons)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.linear(input, self._constrained_weight(), self.bias)
 
     def lipschitz_bound(self) -> float:
         """l2 -> l2 bound: ``k`` or ``k * sqrt(out_features)`` for disjoint neurons."""
