@@ -175,3 +175,18 @@ def test_ill_conditioned_raw_weight_warns_and_stays_contractive():
         w = layer.eval().weight.detach()
     sv = np.linalg.svd(w.double().numpy(), compute_uv=False)
     assert sv.max() <= 1 + 1e-6 and sv.min() < 0.5
+
+
+def test_training_forward_reprojects_after_a_data_write():
+    """A write through .data does not bump the version counter; the training forward must still
+    notice it (content fingerprint) instead of using the raw weight as if it were orthonormal."""
+    layer = lipot.SpectralLinear(8, 8)
+    x = torch.randn(4, 8)
+    layer.train()
+    layer(x)
+    raw(layer).data.mul_(3.0)
+    raw(layer).data[0, 0] += 5.0
+    for grad_enabled in (True, False):
+        with torch.set_grad_enabled(grad_enabled):
+            w = layer.weight.detach()
+        assert np.linalg.norm(w.double().numpy(), 2) <= 1 + 1e-5

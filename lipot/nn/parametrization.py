@@ -22,8 +22,9 @@ Caching: when no gradient is needed (``torch.no_grad()``, or a frozen weight), t
 weight is computed once and reused until the raw weight changes. The cache key is the tensor's
 version counter, storage pointer, device and dtype, so an optimizer step, ``load_state_dict``,
 ``.to(device)`` or any in-place change invalidates it, and switching ``train()``/``eval()``
-clears it. (Writes through ``param.data`` bypass PyTorch's version counter; call
-``module.train()`` or ``module.eval()`` after such a write.)
+clears it. Writes through ``param.data`` bypass PyTorch's version counter: the training
+forward still detects them (a content fingerprint of the projected weight), but the eval cache
+does not — call ``module.train()`` or ``module.eval()`` after such a write.
 
 Under ``torch.compile`` the layer uses a fixed number of Björck steps with autograd through them
 and no in-place projection (no data-dependent control flow, no parameter mutation).
@@ -110,7 +111,7 @@ class LipschitzWeight(nn.Module):
         u = torch.randn(self.groups, cols, device=weight.device, dtype=weight.dtype)
         self.register_buffer("u", u / u.norm(dim=1, keepdim=True))
         self._cache: tuple[tuple, Tensor] | None = None
-        self._projected: tuple[int, int] | None = None
+        self._projected: tuple[int, int, Tensor] | None = None
 
     @property
     def scale(self) -> float:
@@ -183,7 +184,17 @@ class LipschitzWeight(nn.Module):
     # ---- projection of the raw parameter (Björck, training mode) --------------------------
 
     def _is_projected(self, x: Tensor) -> bool:
-        return self._projected == (x._version, x.data_ptr())
+        """Whether ``x`` is still the output of this module's last projection.
+
+        The version counter and storage catch optimizer steps, ``load_state_dict``, ``.to()``
+        and in-place writes; a content fingerprint (one reduction) also catches writes through
+        ``x.data``, which bypass the version counter and would otherwise let a non-orthonormal
+        raw weight be used as is.
+        """
+        projected = self._projected
+        if projected is None or projected[:2] != (x._version, x.data_ptr()):
+            return False
+        return bool(torch.equal(x.detach().sum(), projected[2]))
 
     def _project(self, x: Tensor) -> None:
         """Replace the raw weight by its polar factor (same function, orthonormal raw weight)."""
@@ -192,7 +203,7 @@ class LipschitzWeight(nn.Module):
         with torch.no_grad():
             q = self._orthonormalize(self._matrix(x))
             x.copy_(q.reshape(x.shape))
-        self._projected = (x._version, x.data_ptr())
+            self._projected = (x._version, x.data_ptr(), x.sum())
 
     # ---- forward ---------------------------------------------------------------------------
 
