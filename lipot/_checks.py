@@ -31,13 +31,6 @@ def positive_int(name: str, value: Any) -> int:
     return value
 
 
-def optional_eps(name: str, value: Any) -> float | None:
-    """``None`` or a finite float > 0 (used for eps_spectral / eps_bjorck)."""
-    if value is None:
-        return None
-    return positive_float(name, value)
-
-
 def int_tuple(name: str, value: Any, n: int) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints into a tuple of ``n`` ints >= 0."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -21,6 +21,12 @@ def test_group_sort_matches_numpy(group, dim):
     np.testing.assert_array_equal(out, np.moveaxis(expected, -1, dim))
 
 
+def test_group_sort_2_and_full_sort_are_group_sort():
+    x = torch.randn(3, 8, 2)
+    torch.testing.assert_close(LF.group_sort_2(x), LF.group_sort(x, 2))
+    torch.testing.assert_close(LF.full_sort(x), LF.group_sort(x, None))
+
+
 def test_max_min_matches_numpy():
     x = np.random.default_rng(1).standard_normal((3, 4, 2))
     out = LF.max_min(torch.tensor(x)).numpy()

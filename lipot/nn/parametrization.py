@@ -311,10 +311,6 @@ class LipschitzWeightLayer(LipschitzModule):
         cached = plist._modules["0"].cached_weight(plist._parameters["original"])
         return self.weight if cached is None else cached
 
-    def effective_weight(self) -> Tensor:
-        """The constrained weight used by ``forward`` (detached copy)."""
-        return self.weight.detach().clone()
-
     def _copy_into(self, plain: nn.Module) -> nn.Module:
         """Copy the effective weight and bias into a plain torch layer of the same shape."""
         with torch.no_grad():
