@@ -199,6 +199,15 @@ def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
     return 1.5 * w - 0.5 * (left @ right)
 
 
+def _check_finite(value: Tensor) -> None:
+    """Raise a clear error when a weight norm is NaN/Inf (a diverged training run)."""
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(
+            "weight contains NaN or Inf values (or overflows float32): training has probably "
+            "diverged; lower the learning rate or reload a checkpoint"
+        )
+
+
 def _identity_like(gram: Tensor) -> Tensor:
     return torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
 
@@ -297,6 +306,9 @@ def bjorck_orthonormalize(
     _checks.positive_int("maxiter_bjorck", maxiter)
     w = weight
     gram = _gram(w)
+    if not _is_compiling():
+        # trace(G) = ||W||_F^2 is finite iff every entry is and no inner product overflows
+        _check_finite(gram.diagonal(dim1=-2, dim2=-1).sum(-1))
     w, gram = _certified_prescale(w, gram)
     steps, converged = 0, False
     if fixed_iterations is not None:
@@ -403,6 +415,8 @@ def spectral_normalize(
         ``(normalized, u, sigma)`` where ``sigma`` is the divisor used (differentiable).
     """
     margin = eps if margin is None else margin
+    if not _is_compiling():
+        _check_finite(weight.detach().flatten(-2).norm(dim=-1))
     sigma_est, u = power_iteration(weight, u, eps=eps, maxiter=maxiter)
     bound = sigma_est * (1.0 + margin)
     ok = _certified_below(weight, bound)

@@ -108,3 +108,15 @@ def test_centering_and_residual_settings():
 def test_residual_rejects_unknown_blocks():
     with pytest.raises(ValueError, match="cannot bound"):
         lipot.LipResidual(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("eps_bjorck", [1e-3, None])
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_weights_raise_instead_of_silent_nan(eps_bjorck, bad):
+    """A diverged training run (NaN/Inf raw weight) gets a clear error, not NaN outputs after a
+    misleading convergence warning."""
+    layer = lipot.SpectralLinear(4, 4, eps_bjorck=eps_bjorck)
+    with torch.no_grad():
+        layer.parametrizations.weight.original[1, 2] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        layer(torch.randn(2, 4))

@@ -22,9 +22,10 @@ Caching: when no gradient is needed (``torch.no_grad()``, or a frozen weight), t
 weight is computed once and reused until the raw weight changes. The cache key is the tensor's
 version counter, storage pointer, device and dtype, so an optimizer step, ``load_state_dict``,
 ``.to(device)`` or any in-place change invalidates it, and switching ``train()``/``eval()``
-clears it. Writes through ``param.data`` bypass PyTorch's version counter: the training
-forward still detects them (a content fingerprint of the projected weight), but the eval cache
-does not — call ``module.train()`` or ``module.eval()`` after such a write.
+clears it. Writes through ``param.data`` bypass PyTorch's version counter: the projection
+still detects them (a content fingerprint), so an unprojected raw weight is never used, but a
+cached no-grad weight (always a normalized one) may be served until ``module.train()`` or
+``module.eval()`` is called.
 
 Under ``torch.compile`` the layer uses a fixed number of Björck steps with autograd through them
 and no in-place projection (no data-dependent control flow, no parameter mutation).
@@ -218,26 +219,28 @@ class LipschitzWeight(nn.Module):
         # (coefficient is fixed at construction; k_coef_lip can change)
         return (x._version, x.data_ptr(), x.dtype, x.device, self.k_coef_lip, self.training)
 
+    def _cache_hit(self, x: Tensor) -> Tensor | None:
+        cache = self._cache
+        if cache is None or cache[0] != self._cache_key(x):
+            return None
+        return cache[1]
+
     def _cached(self, x: Tensor) -> Tensor:
-        key = self._cache_key(x)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        hit = self._cache_hit(x)
+        if hit is not None:
+            return hit
         with torch.no_grad():
             w = (self.scale * self._normalized(x)).reshape(x.shape)
-        self._cache = (key, w)
+        self._cache = (self._cache_key(x), w)
         return w
 
     def cached_weight(self, x: Tensor) -> Tensor | None:
         """The cached weight for raw weight ``x`` if it is valid and no gradient is needed
-        (the fast path of the layers' forward), else ``None``."""
-        cache = self._cache
-        if cache is None or (x.requires_grad and torch.is_grad_enabled()) or _is_compiling():
+        (the fast path of the layers' forward), else ``None``. The cache only ever holds a
+        normalized weight, so a hit is always within the bound."""
+        if (x.requires_grad and torch.is_grad_enabled()) or _is_compiling():
             return None
-        if cache[0] != self._cache_key(x):
-            return None
-        if self.training and self.method == "bjorck" and not self._is_projected(x):
-            return None
-        return cache[1]
+        return self._cache_hit(x)
 
     def right_inverse(self, w: Tensor) -> Tensor:
         """Assigning ``layer.weight = W`` stores ``W / scale`` as the raw weight."""
