@@ -4,11 +4,26 @@ certified robustness and Lipschitz audits.
 Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
 """
 
-from . import functional, normalizers
+from . import certify, data, functional, losses, models, normalizers, training
+from .certify import certified_accuracy, certified_radius, lipschitz_bound
 from .export import vanilla_export, vanilla_model
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "normalizers", "vanilla_export", "vanilla_model", *_nn_all]
+__all__ = [
+    "certify",
+    "data",
+    "functional",
+    "losses",
+    "models",
+    "normalizers",
+    "training",
+    "certified_accuracy",
+    "certified_radius",
+    "lipschitz_bound",
+    "vanilla_export",
+    "vanilla_model",
+    *_nn_all,
+]

@@ -1,0 +1,593 @@
+r"""Losses for 1-Lipschitz networks: Kantorovich-Rubinstein (KR), hinge, hinge-KR (HKR) and
+temperature-scaled cross-entropies. Functional forms (also in :mod:`lipot.functional`) and
+``torch.nn`` modules, with deel-torchlip's names and arguments.
+
+**Sign convention.** Every ``*_loss`` function and ``*Loss`` module returns a quantity to
+**minimize**, except :func:`kr_loss` / :class:`KRLoss` / :func:`kr_multiclass_loss` /
+:class:`KRMulticlassLoss`, which return the KR *estimate*
+
+.. math::
+    \mathrm{KR}(f) = \mathbb{E}_{x\sim P}[f(x)] - \mathbb{E}_{x\sim N}[f(x)]
+    \;\le\; W_1(P, N) \quad\text{for 1-Lipschitz } f,
+
+(:math:`P` the samples with a positive label, :math:`N` the others), a value to **maximize**
+(it is a metric and the W1 lower bound). To train on the KR term alone minimize
+:func:`neg_kr_loss` / :class:`NegKRLoss`. :class:`KRLoss` warns when its output requires a
+gradient, because minimizing it would *decrease* the KR term (deel-torchlip's trap).
+The HKR losses are ``alpha * hinge - (1 - alpha) * KR`` (minimize), ``0 <= alpha <= 1``:
+minimizing them increases the KR term (tested).
+
+**Labels.** Binary losses take ``target`` of the shape of ``input`` (``(N,)`` or ``(N, 1)``)
+with values in {-1, +1} or {0, 1}. Multiclass losses take one-hot targets ``(N, C)`` with
+values in {0, 1} or {-1, +1}, or integer class indices ``(N,)``. Anything else raises.
+
+**Reduction.** ``'mean'`` (default), ``'sum'`` or ``'none'`` over the batch (``'auto'`` is
+``'mean'``, as in deel-torchlip). The KR term is a difference of class means, so its
+per-sample values are weighted so that their *mean* over the batch is the KR estimate.
+
+References: Serrurier et al., *Achieving robustness in classification using optimal transport
+with hinge regularization*, CVPR 2021, arXiv:2006.06520; Serrurier et al., *On the explainable
+properties of 1-Lipschitz neural networks: an optimal transport perspective*, NeurIPS 2023,
+arXiv:2206.06854 (soft HKR).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+__all__ = [
+    "kr_loss",
+    "neg_kr_loss",
+    "hinge_margin_loss",
+    "hkr_loss",
+    "kr_multiclass_loss",
+    "hinge_multiclass_loss",
+    "hkr_multiclass_loss",
+    "soft_hkr_multiclass_loss",
+    "lse_hkr_multiclass_loss",
+    "tau_cross_entropy_loss",
+    "tau_bce_with_logits_loss",
+    "categorical_hinge_loss",
+    "KRLoss",
+    "NegKRLoss",
+    "HingeMarginLoss",
+    "HKRLoss",
+    "KRMulticlassLoss",
+    "HingeMulticlassLoss",
+    "HKRMulticlassLoss",
+    "SoftHKRMulticlassLoss",
+    "LseHKRMulticlassLoss",
+    "TauCrossEntropyLoss",
+    "TauBCEWithLogitsLoss",
+    "CategoricalHingeLoss",
+]
+
+_REDUCTIONS = ("mean", "sum", "none", "auto")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _checking() -> bool:
+    """Data-dependent label checks need a host sync; they are skipped under torch.compile."""
+    return not torch.compiler.is_compiling()
+
+
+def check_reduction(reduction: str) -> str:
+    """Validate ``reduction`` ('auto' is 'mean')."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return "mean" if reduction == "auto" else reduction
+
+
+def _reduce(values: Tensor, reduction: str) -> Tensor:
+    reduction = check_reduction(reduction)
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def check_alpha(alpha: float) -> float:
+    """HKR weight: ``0 <= alpha <= 1`` (deel-torchlip >= 1.0 / deel-lip >= 1.5 convention)."""
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        hint = ""
+        if alpha > 1.0:
+            hint = (
+                f"; deel-lip < 1.5 used loss = alpha * hinge - KR, which for alpha={alpha:g} is "
+                f"the same minimizer as alpha={alpha / (1 + alpha):.6g} here"
+            )
+        raise ValueError(f"alpha must be in [0, 1], got {alpha:g}{hint}")
+    return alpha
+
+
+def _check_input(input: Tensor) -> None:
+    if not isinstance(input, Tensor) or not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got {type(input).__name__}")
+    if input.dim() == 0 or input.shape[0] == 0:
+        raise ValueError(f"input must hold a non-empty batch, got shape {tuple(input.shape)}")
+    if _checking() and not bool(torch.isfinite(input).all()):
+        raise ValueError("input contains NaN or Inf (check the model and the learning rate)")
+
+
+def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
+    """Target as +-1 in ``input``'s dtype and shape; checks shape and values."""
+    _check_input(input)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
+    if target.numel() != input.numel() or (input.dim() > 1 and input.shape[-1] != 1):
+        raise ValueError(
+            f"binary losses need input of shape (N,) or (N, 1) and a target with as many "
+            f"entries; got input {tuple(input.shape)} and target {tuple(target.shape)} "
+            "(for several classes use the *_multiclass losses)"
+        )
+    target = target.reshape(input.shape)
+    if _checking():
+        values = torch.unique(target)
+        if not (_values_in(values, (-1, 1)) or _values_in(values, (0, 1))):
+            raise ValueError(
+                f"target labels must be in {{-1, +1}} or {{0, 1}}, got values "
+                f"{values[:6].tolist()}"
+            )
+    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
+
+
+def _values_in(values: Tensor, allowed: tuple[int, int]) -> bool:
+    return bool(((values == allowed[0]) | (values == allowed[1])).all())
+
+
+def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
+    """Target as a +-1 one-hot matrix of ``input``'s shape; accepts class indices."""
+    _check_input(input)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
+    if input.dim() != 2:
+        raise ValueError(f"multiclass losses need input of shape (N, C), got {tuple(input.shape)}")
+    n, c = input.shape
+    if target.dim() == 1 and not target.is_floating_point():
+        if target.shape[0] != n:
+            raise ValueError(f"target has {target.shape[0]} labels for a batch of {n}")
+        if _checking() and (target.min() < 0 or target.max() >= c):
+            raise ValueError(f"class indices in target must be in [0, {c}), got "
+                             f"[{int(target.min())}, {int(target.max())}]")
+        target = F.one_hot(target, c)
+    elif tuple(target.shape) != (n, c):
+        raise ValueError(
+            f"target must be one-hot of shape {(n, c)} or class indices of shape ({n},), "
+            f"got {tuple(target.shape)}"
+        )
+    elif _checking():
+        values = torch.unique(target)
+        if not (_values_in(values, (-1, 1)) or _values_in(values, (0, 1))):
+            raise ValueError(
+                f"one-hot target values must be in {{0, 1}} or {{-1, +1}}, got "
+                f"{values[:6].tolist()}"
+            )
+    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
+
+
+def _true_class_mask(sign: Tensor) -> Tensor:
+    if _checking() and not bool(((sign > 0).sum(-1) == 1).all()):
+        raise ValueError("this loss needs exactly one positive class per sample in target")
+    return sign > 0
+
+
+# ----------------------------------------------------------------------------- KR / hinge
+
+
+def _kr_weights(sign: Tensor) -> Tensor:
+    r"""Per-entry weights :math:`w` with :math:`\frac1N\sum_i w_{ic} f_{ic} = \mathrm{mean}_{P_c}
+    f_c - \mathrm{mean}_{N_c} f_c` for each column ``c`` (0 for a column missing a class)."""
+    n = sign.shape[0]
+    pos = (sign > 0).to(sign.dtype)
+    n_pos = pos.sum(0)
+    n_neg = n - n_pos
+    valid = (n_pos > 0) & (n_neg > 0)
+    if _checking() and not bool(valid.any()):
+        raise ValueError(
+            "the KR term needs both classes in the batch (positive and negative labels); use "
+            "larger or shuffled batches (and drop_last=True)"
+        )
+    w_pos = n / n_pos.clamp(min=1)
+    w_neg = n / n_neg.clamp(min=1)
+    weights = torch.where(sign > 0, w_pos, -w_neg)
+    return weights * valid.to(sign.dtype) / valid.sum().clamp(min=1).to(sign.dtype)
+
+
+def _kr_per_sample(input: Tensor, sign: Tensor) -> Tensor:
+    flat = input.reshape(input.shape[0], -1)
+    return (_kr_weights(sign.reshape(flat.shape)) * flat).sum(-1)
+
+
+def kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    r"""KR estimate :math:`\mathrm{mean}_{y>0} f - \mathrm{mean}_{y\le0} f` (to **maximize**).
+
+    ``input``: critic values ``(N,)`` or ``(N, 1)``; ``target``: labels +-1 or {0, 1}. With
+    ``reduction='none'`` the per-sample values average to the estimate. For a 1-Lipschitz ``f``
+    its expectation is a lower bound on :math:`W_1(P, N)` (Kantorovich-Rubinstein duality).
+    """
+    return _reduce(_kr_per_sample(input, _binary_sign(input, target)), reduction)
+
+
+def neg_kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """``-kr_loss``: minimize it to maximize the KR estimate."""
+    return -kr_loss(input, target, reduction)
+
+
+def _hinge(input: Tensor, sign: Tensor, min_margin: float) -> Tensor:
+    return F.relu(0.5 * min_margin - sign * input)
+
+
+def hinge_margin_loss(
+    input: Tensor, target: Tensor, min_margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    r"""Binary hinge :math:`\max(0, m/2 - y f(x))` (minimize): pushes the two classes at least
+    ``min_margin`` apart (each at distance :math:`m/2` of the boundary), deel-torchlip's form."""
+    sign = _binary_sign(input, target)
+    return _reduce(_hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1), reduction)
+
+
+def hkr_loss(
+    input: Tensor, target: Tensor, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    r"""Binary HKR :math:`\alpha\,\mathrm{hinge} - (1-\alpha)\,\mathrm{KR}` (minimize),
+    :math:`0\le\alpha\le1`. See the module docstring for the conventions."""
+    alpha = check_alpha(alpha)
+    sign = _binary_sign(input, target)
+    hinge = _hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1)
+    kr = _kr_per_sample(input, sign)
+    return _reduce(alpha * hinge - (1.0 - alpha) * kr, reduction)
+
+
+def kr_multiclass_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    r"""Average over classes of the one-vs-rest KR estimates (to **maximize**):
+    :math:`\frac1C\sum_c \mathrm{mean}_{y=c} f_c - \mathrm{mean}_{y\ne c} f_c`. A class missing
+    from the batch (or present in every sample) is left out of the average."""
+    sign = _multiclass_sign(input, target)
+    return _reduce((_kr_weights(sign) * input).sum(-1), reduction)
+
+
+def _hinge_multiclass(input: Tensor, sign: Tensor, min_margin: float) -> Tensor:
+    hinge = _hinge(input, sign, min_margin)
+    hinge = torch.where(sign > 0, hinge * (input.shape[-1] - 1.0), hinge)
+    return hinge.mean(-1)
+
+
+def hinge_multiclass_loss(
+    input: Tensor, target: Tensor, min_margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    r"""One-vs-rest hinge: :math:`\frac1C\big[(C-1)\max(0, m/2 - f_y) + \sum_{j\ne y}
+    \max(0, m/2 + f_j)\big]` (minimize)."""
+    sign = _multiclass_sign(input, target)
+    return _reduce(_hinge_multiclass(input, sign, min_margin), reduction)
+
+
+def hkr_multiclass_loss(
+    input: Tensor, target: Tensor, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    r"""Multiclass HKR :math:`\alpha\,\mathrm{hinge} - (1-\alpha)\,\mathrm{KR}` (minimize)."""
+    alpha = check_alpha(alpha)
+    sign = _multiclass_sign(input, target)
+    hinge = _hinge_multiclass(input, sign, min_margin)
+    kr = (_kr_weights(sign) * input).sum(-1)
+    return _reduce(alpha * hinge - (1.0 - alpha) * kr, reduction)
+
+
+# ----------------------------------------------------------------------------- soft / lse HKR
+
+
+def soft_hkr_multiclass_loss(
+    input: Tensor,
+    target: Tensor,
+    alpha: float,
+    min_margin: float,
+    temperature: Tensor | float,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Soft HKR: with weights :math:`s_y = 1` and :math:`s_j = \mathrm{softmax}_{j\ne y}(\tau f_j)`,
+
+    .. math::
+        \ell = \sum_c s_c\big[(1-\alpha)(-\sigma_c f_c) + \alpha\max(0, m/2 - \sigma_c f_c)\big],
+        \qquad \sigma_y = 1,\ \sigma_{j\ne y} = -1,
+
+    so the hinge and KR terms focus on the closest wrong classes. ``temperature`` is the
+    :math:`\tau` actually used (:class:`SoftHKRMulticlassLoss` adapts it); it gets no gradient.
+    """
+    alpha = check_alpha(alpha)
+    sign = _multiclass_sign(input, target)
+    true = _true_class_mask(sign)
+    tau = torch.as_tensor(temperature, dtype=input.dtype, device=input.device).detach()
+    others = torch.where(true, torch.finfo(input.dtype).min, tau * input.detach())
+    weights = torch.where(true, 1.0, torch.softmax(others, dim=-1)).detach()
+    signed = sign * input
+    per_class = (1.0 - alpha) * (-signed) + alpha * F.relu(0.5 * min_margin - signed)
+    return _reduce((weights * per_class).sum(-1), reduction)
+
+
+def lse_hkr_multiclass_loss(
+    input: Tensor,
+    target: Tensor,
+    alpha: float = 1.0,
+    min_margin: float = 1.0,
+    temperature: float = 1.0,
+    penalty: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""HKR on the true logit against a log-sum-exp of the others: with :math:`z = \tau f`,
+    :math:`t = \log(C-1)/(p\,m/2)` and :math:`s = \frac1t\log\sum_{j\ne y} e^{t z_j}`
+    (:math:`\max_j z_j \le s \le \max_j z_j + p\,m/2`),
+
+    .. math::
+        \ell = (1-\alpha)\,(s - z_y) + \alpha\,[\max(0, m/2 - z_y) + \max(0, m/2 + s)].
+
+    Needs at least 3 classes (use :func:`hkr_loss` for two).
+    """
+    alpha = check_alpha(alpha)
+    sign = _multiclass_sign(input, target)
+    true = _true_class_mask(sign)
+    c = input.shape[-1]
+    if c < 3:
+        raise ValueError(f"lse_hkr_multiclass_loss needs >= 3 classes, got {c}; use hkr_loss")
+    z = input * temperature
+    t = math.log(c - 1) / (penalty * 0.5 * min_margin)
+    pos = (z * true).sum(-1)
+    lse_neg = torch.logsumexp(torch.where(true, -math.inf, t * z), dim=-1) / t
+    hinge = F.relu(0.5 * min_margin - pos) + F.relu(0.5 * min_margin + lse_neg)
+    return _reduce((1.0 - alpha) * (lse_neg - pos) + alpha * hinge, reduction)
+
+
+# ----------------------------------------------------------------------------- others
+
+
+def tau_cross_entropy_loss(
+    input: Tensor, target: Tensor, tau: float, reduction: str = "mean", **kwargs
+) -> Tensor:
+    r""":math:`\mathrm{CE}(\tau f, y)/\tau`: cross-entropy at temperature :math:`1/\tau` for
+    networks with a small logit range (Béthune et al., arXiv:2104.05097). ``target``: class
+    indices or class probabilities of ``input``'s shape."""
+    _check_input(input)
+    tau = _positive("tau", tau)
+    target = target.to(input.dtype) if target.shape == input.shape else target.long()
+    reduction = check_reduction(reduction)
+    return F.cross_entropy(input * tau, target, reduction=reduction, **kwargs) / tau
+
+
+def tau_bce_with_logits_loss(
+    input: Tensor, target: Tensor, tau: float, reduction: str = "mean", **kwargs
+) -> Tensor:
+    r""":math:`\mathrm{BCE}(\tau f, [y > 0])/\tau` for binary labels +-1 or {0, 1}."""
+    sign = _binary_sign(input, target)
+    tau = _positive("tau", tau)
+    reduction = check_reduction(reduction)
+    return F.binary_cross_entropy_with_logits(
+        input * tau, (sign > 0).to(input.dtype), reduction=reduction, **kwargs
+    ) / tau
+
+
+def categorical_hinge_loss(
+    input: Tensor, target: Tensor, min_margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    r""":math:`\max(0, m - (f_y - \max_{j\ne y} f_j))` (minimize)."""
+    sign = _multiclass_sign(input, target)
+    true = _true_class_mask(sign)
+    pos = (input * true).sum(-1)
+    neg = torch.where(true, -math.inf, input).amax(-1)
+    return _reduce(F.relu(min_margin - (pos - neg)), reduction)
+
+
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+class _Loss(nn.Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class KRLoss(_Loss):
+    """Module form of :func:`kr_loss`: the KR *estimate*, to maximize (a metric).
+
+    Warns once if its output requires a gradient: minimizing it trains the critic the wrong
+    way; minimize :class:`NegKRLoss` or :class:`HKRLoss` instead. ``warn=False`` silences it
+    (e.g. when you maximize it yourself).
+    """
+
+    def __init__(self, reduction: str = "mean", warn: bool = True) -> None:
+        super().__init__(reduction)
+        self.warn = warn
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        out = kr_loss(input, target, self.reduction)
+        if self.warn and out.requires_grad:
+            warnings.warn(
+                "KRLoss returns the KR estimate, a value to MAXIMIZE; minimizing it decreases it. "
+                "Train with NegKRLoss or HKRLoss (or pass warn=False if you maximize it).",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.warn = False
+        return out
+
+
+class NegKRLoss(_Loss):
+    """Module form of :func:`neg_kr_loss` (minimize)."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return neg_kr_loss(input, target, self.reduction)
+
+
+class HingeMarginLoss(_Loss):
+    """Module form of :func:`hinge_margin_loss`."""
+
+    def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.min_margin = _positive("min_margin", min_margin)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return hinge_margin_loss(input, target, self.min_margin, self.reduction)
+
+
+class HKRLoss(_Loss):
+    """Module form of :func:`hkr_loss` (minimize; increases the KR term)."""
+
+    def __init__(self, alpha: float, min_margin: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.alpha = check_alpha(alpha)
+        self.min_margin = _positive("min_margin", min_margin)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return hkr_loss(input, target, self.alpha, self.min_margin, self.reduction)
+
+
+class KRMulticlassLoss(_Loss):
+    """Module form of :func:`kr_multiclass_loss` (the estimate: maximize; a metric)."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return kr_multiclass_loss(input, target, self.reduction)
+
+
+class HingeMulticlassLoss(_Loss):
+    """Module form of :func:`hinge_multiclass_loss`."""
+
+    def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.min_margin = _positive("min_margin", min_margin)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return hinge_multiclass_loss(input, target, self.min_margin, self.reduction)
+
+
+class HKRMulticlassLoss(_Loss):
+    """Module form of :func:`hkr_multiclass_loss` (minimize)."""
+
+    def __init__(self, alpha: float, min_margin: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.alpha = check_alpha(alpha)
+        self.min_margin = _positive("min_margin", min_margin)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return hkr_multiclass_loss(input, target, self.alpha, self.min_margin, self.reduction)
+
+
+class SoftHKRMulticlassLoss(_Loss):
+    r"""Soft HKR (:func:`soft_hkr_multiclass_loss`) with an adaptive temperature
+    :math:`\tau = \mathrm{clamp}(T\,m / \mathrm{clamp}(\mu, m, 2\cdot10^4), 0.005, 250)`, where
+    :math:`\mu` is a running mean of :math:`|f|` (update
+    :math:`\mu \leftarrow a\mu + (1-a)\,\mathrm{mean}|f|` in training mode only, clamped to
+    [0.005, 1000]). :math:`\mu` is the buffer ``current_mean``: saved in ``state_dict``.
+
+    Args:
+        alpha: hinge weight in [0, 1].
+        min_margin: margin ``m``.
+        alpha_mean: running-mean factor ``a`` in [0, 1).
+        temperature: ``T``.
+        reduction: 'mean', 'sum' or 'none'.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.9,
+        min_margin: float = 1.0,
+        alpha_mean: float = 0.99,
+        temperature: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        self.alpha = check_alpha(alpha)
+        self.min_margin = _positive("min_margin", min_margin)
+        if not 0.0 <= float(alpha_mean) < 1.0:
+            raise ValueError(f"alpha_mean must be in [0, 1), got {alpha_mean!r}")
+        self.alpha_mean = float(alpha_mean)
+        self.temperature = _positive("temperature", temperature)
+        self.register_buffer("current_mean", torch.tensor(self.min_margin))
+
+    def _temperature(self, input: Tensor) -> Tensor:
+        if self.training:
+            with torch.no_grad():
+                batch_mean = input.detach().abs().mean().to(self.current_mean)
+                updated = self.alpha_mean * self.current_mean + (1 - self.alpha_mean) * batch_mean
+                self.current_mean.copy_(updated.clamp(0.005, 1000.0))
+        mean = self.current_mean.clamp(self.min_margin, 20000.0)
+        return (self.temperature * self.min_margin / mean).clamp(0.005, 250.0)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        _check_input(input)
+        return soft_hkr_multiclass_loss(
+            input, target, self.alpha, self.min_margin, self._temperature(input), self.reduction
+        )
+
+
+class LseHKRMulticlassLoss(_Loss):
+    """Module form of :func:`lse_hkr_multiclass_loss`."""
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        temperature: float = 1.0,
+        penalty: float = 1.0,
+        min_margin: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        self.alpha = check_alpha(alpha)
+        self.temperature = _positive("temperature", temperature)
+        self.penalty = _positive("penalty", penalty)
+        self.min_margin = _positive("min_margin", min_margin)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return lse_hkr_multiclass_loss(
+            input, target, self.alpha, self.min_margin, self.temperature, self.penalty,
+            self.reduction,
+        )
+
+
+class TauCrossEntropyLoss(_Loss):
+    """Module form of :func:`tau_cross_entropy_loss`."""
+
+    def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
+        super().__init__(reduction)
+        self.tau = _positive("tau", tau)
+        self.kwargs = kwargs
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return tau_cross_entropy_loss(input, target, self.tau, self.reduction, **self.kwargs)
+
+
+class TauBCEWithLogitsLoss(_Loss):
+    """Module form of :func:`tau_bce_with_logits_loss`."""
+
+    def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
+        super().__init__(reduction)
+        self.tau = _positive("tau", tau)
+        self.kwargs = kwargs
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return tau_bce_with_logits_loss(input, target, self.tau, self.reduction, **self.kwargs)
+
+
+class CategoricalHingeLoss(_Loss):
+    """Module form of :func:`categorical_hinge_loss`."""
+
+    def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.min_margin = _positive("min_margin", min_margin)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return categorical_hinge_loss(input, target, self.min_margin, self.reduction)

@@ -1,0 +1,216 @@
+"""A small training loop for HKR classifiers (and KR critics): per-epoch metrics, certified
+accuracy, atomic checkpoints and resume. The CLI (``lipot train``) is built on :func:`fit`.
+
+Per epoch it records the mean training loss, training accuracy, the mean KR term of the
+batches (one-vs-rest average for several classes), the epoch time, and -- with validation data
+-- the clean and certified validation accuracy at each requested epsilon, from the verified
+bound of :func:`lipot.certify.lipschitz_bound`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from . import losses
+from .certify import _predicted_correct, certified_accuracy
+
+__all__ = ["fit", "save_checkpoint", "load_checkpoint", "make_loader"]
+
+
+def make_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True, seed: int = 0) -> DataLoader:
+    """A DataLoader over tensors; shuffled with a seeded generator and ``drop_last`` (the KR term
+    needs both classes in every batch, and a tiny last batch gives a noisy KR estimate)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+    if batch_size < 1 or batch_size > x.shape[0]:
+        raise ValueError(f"batch_size must be in [1, {x.shape[0]}], got {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle,
+                      drop_last=shuffle, generator=generator)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: a crash never
+    leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (plain tensors and Python values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only when it is a terminal)."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, done: int, text: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and done < self.total):
+            return
+        self.last = now
+        filled = int(30 * done / max(self.total, 1))
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {text}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _kr_term(out: Tensor, y: Tensor) -> float:
+    if out.dim() == 1 or out.shape[1] == 1:
+        return float(losses.kr_loss(out, y))
+    return float(losses.kr_multiclass_loss(out, y))
+
+
+def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress) -> dict[str, float]:
+    model.train()
+    loss_fn.train()
+    total_loss = total_kr = 0.0
+    correct = seen = batches = 0
+    for i, (x, y) in enumerate(loader):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        out = model(x)
+        loss = loss_fn(out, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss became {float(loss)} at batch {i}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            total_loss += float(loss)
+            total_kr += _kr_term(out.detach(), y)
+            correct += int(_predicted_correct(out.detach(), y).sum())
+            seen += x.shape[0]
+            batches += 1
+        progress.update(i + 1, f"loss {total_loss / batches:.4f} acc {correct / seen:.4f}")
+    progress.close()
+    if batches == 0:
+        raise ValueError("the training loader yielded no batch (batch_size larger than the data?)")
+    return {"loss": total_loss / batches, "accuracy": correct / seen, "kr": total_kr / batches}
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    train_data: DataLoader,
+    epochs: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    val_data: DataLoader | tuple[Tensor, Tensor] | None = None,
+    eps: Sequence[float] = (),
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    scheduler: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` for ``epochs`` epochs; return one metrics dict per epoch.
+
+    Args:
+        model: the network (moved to ``device``).
+        loss_fn: a loss to minimize, e.g. :class:`lipot.losses.HKRLoss` (its buffers, like
+            SoftHKR's running mean, are checkpointed when it is a module).
+        train_data: a DataLoader of ``(x, y)`` batches (see :func:`make_loader`).
+        epochs: total number of epochs (with ``resume``, training continues up to it).
+        optimizer: defaults to ``Adam(model.parameters(), lr)``.
+        val_data: evaluated after each epoch: ``val_accuracy`` and ``certified`` (eps -> accuracy).
+        eps: radii for the certified accuracy.
+        checkpoint: file written atomically after each epoch (model, optimizer, loss state,
+            scheduler, history, RNG state, ``extra``).
+        resume: continue from ``checkpoint`` if it exists.
+        log: called with a one-line summary per epoch (``None``: silent).
+        scheduler: an optional LR scheduler stepped once per epoch.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
+    else:
+        loss_fn = _FunctionLoss(loss_fn)
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        loss_fn.load_state_dict(state["loss"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        history, start = list(state["history"]), int(state["epoch"])
+        if log:
+            log(f"resumed from {checkpoint} after epoch {start}")
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        bar = _Progress(len(train_data), f"epoch {epoch + 1}/{epochs}", progress)
+        metrics: dict[str, Any] = {"epoch": epoch + 1, **_epoch(model, loss_fn, train_data, optimizer, device, bar)}
+        metrics["train_seconds"] = time.perf_counter() - t0
+        if scheduler is not None:
+            scheduler.step()
+        if val_data is not None:
+            result = certified_accuracy(model, val_data, list(eps), device=device)
+            metrics["val_accuracy"] = result.accuracy
+            metrics["certified"] = {float(e): a for e, a in result.certified.items()}
+            metrics["lipschitz"] = result.lipschitz
+        history.append(metrics)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": torch.get_rng_state(),
+                "epoch": epoch + 1,
+                "history": history,
+                "extra": extra or {},
+            })
+        if log:
+            log(_summary(metrics))
+    return history
+
+
+class _FunctionLoss(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return self.fn(input, target)
+
+
+def _summary(m: dict[str, Any]) -> str:
+    text = (f"epoch {m['epoch']}: loss {m['loss']:.4f} acc {m['accuracy']:.4f} KR {m['kr']:.4f} "
+            f"({m['train_seconds']:.1f} s)")
+    if "val_accuracy" in m:
+        text += f" | val acc {m['val_accuracy']:.4f}"
+        for e, a in m["certified"].items():
+            text += f" cert@{e:g} {a:.4f}"
+        text += f" | L<={m['lipschitz']:.4f}"
+    return text if all(math.isfinite(v) for v in (m["loss"], m["kr"])) else text + " (non-finite)"
