@@ -52,18 +52,22 @@ def deel_as_plain(model, channels, dense):
     return plain
 
 
-def train(model, loss_fn, loader, epochs, lr, onehot):
+def train(model, loss_fn, loader, epochs, lr, onehot, device):
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     times = []
     for epoch in range(epochs):
         model.train()
         t0 = time.perf_counter()
         for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             target = nn.functional.one_hot(y, 10).float() if onehot else y
             loss = loss_fn(model(x), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         print(f"  epoch {epoch + 1}: {times[-1]:.1f} s, last loss {loss.item():.4f}", flush=True)
     return times
@@ -83,6 +87,7 @@ def main():
     parser.add_argument("--only", choices=["lipot", "deel"], default=None)
     parser.add_argument("--eps", type=float, nargs="+", default=[0.5, 1.0, 1.58])
     parser.add_argument("--save", default=None, help="save lipot's state_dict here")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--limit", type=int, default=None, help="use the first N training samples")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -105,7 +110,7 @@ def main():
             model = deel_model(args.channels, args.dense)
             loss_fn = dl.LseHKRMulticlassLoss(args.alpha, args.temperature, min_margin=args.min_margin)
         print(f"{lib}: training {args.epochs} epochs", flush=True)
-        times = train(model, loss_fn, loader, args.epochs, args.lr, onehot=(lib == "deel"))
+        times = train(model, loss_fn, loader, args.epochs, args.lr, (lib == "deel"), torch.device(args.device))
         model.eval()
         if lib == "lipot":
             res = certified_accuracy(model, (xt, yt), args.eps)
@@ -113,7 +118,7 @@ def main():
             if args.save:
                 torch.save(model.state_dict(), args.save)
         else:
-            plain = deel_as_plain(model, args.channels, args.dense)
+            plain = deel_as_plain(model, args.channels, args.dense).to(args.device)
             res = certified_accuracy(plain, (xt, yt), args.eps)
             nominal = certified_accuracy(model, (xt, yt), args.eps, lipschitz=1.0, per_pair=False)
         ratio = float((res.radii / nominal.radii.clamp(min=1e-12)).median())
@@ -129,7 +134,8 @@ def main():
         print(json.dumps({lib: results[lib]}, indent=1), flush=True)
     if len(results) == 2:
         speedup = results["deel"]["median_epoch_seconds"] / results["lipot"]["median_epoch_seconds"]
-        print(f"epoch time ratio deel-torchlip / lipot (median): {speedup:.2f}x")
+        print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"epoch time ratio deel-torchlip / lipot (median): {speedup:.2f}x")
 
 
 if __name__ == "__main__":

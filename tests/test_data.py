@@ -19,7 +19,8 @@ MNIST_ROOT = Path(os.environ.get("LIPOT_MNIST_ROOT", Path(__file__).resolve().pa
 def _write_idx(path: Path, array: np.ndarray, code: int = 0x08, compress: bool = False) -> None:
     header = bytes([0, 0, code, array.ndim]) + b"".join(struct.pack(">I", s) for s in array.shape)
     payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(payload)
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(payload)
 
 
 @pytest.mark.parametrize("compress", [False, True])
