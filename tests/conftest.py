@@ -82,3 +82,19 @@ def lipschitz_all_modes(module: torch.nn.Module, x0: torch.Tensor, points: int =
 def _seed():
     torch.manual_seed(1234)
     np.random.seed(1234)
+
+
+def _mnist_root():
+    """MNIST's four IDX files: $LIPOT_MNIST_ROOT, else the workplace's shared data folder."""
+    import os
+    from pathlib import Path
+
+    candidates = [os.environ.get("LIPOT_MNIST_ROOT"), Path(__file__).resolve().parents[2] / "shared/data/mnist",
+                  "/work/shared/data/mnist"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return Path(candidates[1])
+
+
+MNIST_ROOT = _mnist_root()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 
 from lipot import data
 
-MNIST_ROOT = Path(os.environ.get("LIPOT_MNIST_ROOT", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+from conftest import MNIST_ROOT
 
 
 def _write_idx(path: Path, array: np.ndarray, code: int = 0x08, compress: bool = False) -> None:

@@ -11,10 +11,8 @@ import lipot
 from lipot import cli, losses, models
 from lipot.training import fit, load_checkpoint, make_loader
 
-import os
-from pathlib import Path
 
-MNIST_ROOT = Path(os.environ.get("LIPOT_MNIST_ROOT", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+from conftest import MNIST_ROOT
 
 
 def _toy(n=256, seed=0):
