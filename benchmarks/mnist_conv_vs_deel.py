@@ -95,6 +95,7 @@ def main():
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     xt, yt = data.mnist(args.data_root, "test")
+    x, y = x.to(args.device), y.to(args.device)  # batches are sliced where the data lives
     results = {}
     for lib in ["lipot", "deel"]:
         if args.only and lib != args.only:

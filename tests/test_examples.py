@@ -17,3 +17,16 @@ def test_example_runs(script):
     )
     assert result.returncode == 0, result.stderr
     assert "singular values" in result.stdout
+
+
+def test_certified_mnist_example_runs():
+    from conftest import MNIST_ROOT
+
+    if not MNIST_ROOT.is_dir():
+        pytest.skip("MNIST files not present (set LIPOT_MNIST_ROOT)")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "certified_mnist.py"), str(MNIST_ROOT), "2"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "verified Lipschitz bound" in result.stdout and "certified accuracy" in result.stdout

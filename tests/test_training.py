@@ -51,6 +51,21 @@ def test_fit_checkpoints_soft_hkr_state(tmp_path):
     assert load_checkpoint(tmp_path / "s.pt")["loss"]["current_mean"].item() == pytest.approx(loss.current_mean.item())
 
 
+def test_tensor_loader_covers_each_sample_once_and_is_seeded():
+    from lipot.training import TensorLoader
+
+    x = torch.arange(10.0)[:, None]
+    loader = TensorLoader(x, x, 3, shuffle=True, drop_last=False, seed=5)
+    assert len(loader) == 4
+    seen = torch.cat([b for b, _ in loader]).ravel()
+    assert sorted(seen.tolist()) == list(range(10))
+    again = torch.cat([b for b, _ in TensorLoader(x, x, 3, shuffle=True, drop_last=False, seed=5)]).ravel()
+    assert torch.equal(seen, again)
+    assert len(make_loader(x, x, 3)) == 3  # shuffled loaders drop the last partial batch
+    ordered = torch.cat([b for b, _ in make_loader(x, x, 4, shuffle=False)]).ravel()
+    assert ordered.tolist() == list(range(10))
+
+
 def test_fit_and_loader_errors():
     x, y = _toy()
     with pytest.raises(ValueError, match="epochs"):
