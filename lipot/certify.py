@@ -199,8 +199,7 @@ def _conv_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
         # the adjoint of conv2d(weight) acting on the transposed conv's output size
         with torch.no_grad():
             out = module(torch.zeros(1, *shape, device=weight.device, dtype=weight.dtype))
-        size = tuple(out.shape[2:])
-        weight = weight.transpose(0, 1)
+        size = tuple(out.shape[2:])  # conv_transpose2d(W) is the adjoint of conv2d(W) on this size
         if module.groups != 1:
             raise ValueError("lipschitz_bound: grouped ConvTranspose2d is not supported")
     else:
@@ -269,6 +268,11 @@ def _leaf_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
 def _walk(module: nn.Module, shape: tuple[int, ...], name: str, report: list[LayerBound]):
     """Bound ``module`` on inputs of ``shape`` (without batch); returns (bound, output shape)."""
     if isinstance(module, nn.Sequential):
+        if type(module).forward is not nn.Sequential.forward:
+            raise ValueError(
+                f"lipschitz_bound: {type(module).__name__} subclasses Sequential with its own "
+                "forward; lipot can only bound a plain chain of modules"
+            )
         bound = 1.0
         for child_name, child in module.named_children():
             child_bound, shape = _walk(child, shape, f"{name}.{child_name}" if name else child_name, report)

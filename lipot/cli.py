@@ -69,8 +69,13 @@ def _train(args) -> int:
               "dataset": args.dataset, "binary": args.binary, "loss": args.loss}
     model = models.build(args.arch, **config["arch_kwargs"])
     loader = make_loader(x, y, args.batch_size, seed=args.seed)
-    history = fit(model, _loss(args), loader, args.epochs, lr=args.lr, val_data=(xv, yv), eps=args.eps,
-                  checkpoint=args.out, resume=args.resume, device=args.device, extra={"config": config})
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = None
+    if args.schedule == "cosine":  # per epoch, from lr down to ~0 at the end
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    history = fit(model, _loss(args), loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
+                  eps=args.eps, checkpoint=args.out, resume=args.resume, device=args.device,
+                  scheduler=scheduler, extra={"config": config})
     print(json.dumps(history[-1]))
     return 0
 
@@ -120,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                   help="learning rate: constant, or cosine decay over the epochs")
     t.add_argument("--eps", type=float, nargs="*", default=[0.5, 1.0, 1.58])
     t.add_argument("--out", required=True, help="checkpoint file (written atomically each epoch)")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")

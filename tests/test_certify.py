@@ -64,6 +64,24 @@ def test_conv_operator_norm_1d_and_tight_on_large_inputs():
     assert exact <= upper <= 1.005 * exact
 
 
+@pytest.mark.parametrize("stride,padding,output_padding", [(1, 1, 0), (2, 1, 1), (2, 0, 0)])
+def test_conv_transpose_bound(stride, padding, output_padding):
+    torch.manual_seed(2)
+    convt = nn.ConvTranspose2d(3, 2, 3, stride=stride, padding=padding, output_padding=output_padding).double()
+    exact = _dense_norm(lambda z: convt(z) - convt.bias[None, :, None, None], (3, 5, 5))
+    bound = lipschitz_bound(nn.Sequential(convt), (3, 5, 5))
+    assert exact <= bound <= 1.25 * exact
+
+
+def test_sequential_subclass_with_own_forward_is_rejected():
+    class Skip(nn.Sequential):
+        def forward(self, x):
+            return x + super().forward(x)
+
+    with pytest.raises(ValueError, match="own forward"):
+        lipschitz_bound(Skip(nn.Linear(3, 3)), (3,))
+
+
 def _small_models():
     torch.manual_seed(0)
     yield lipot.Sequential(

@@ -79,7 +79,7 @@ def test_cli_train_then_certify(tmp_path, capsys):
     out = tmp_path / "m08.pt"
     code = cli.main(["train", "--dataset", "mnist", "--binary", "0", "8", "--data-root", str(MNIST_ROOT),
                      "--arch", "dense", "--hidden", "16", "--epochs", "1", "--batch-size", "256",
-                     "--eps", "0.5", "--out", str(out)])
+                     "--eps", "0.5", "--schedule", "cosine", "--out", str(out)])
     assert code == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["val_accuracy"] > 0.95
