@@ -419,11 +419,19 @@ def _split_last_linear(model: nn.Module):
 
 
 def _predicted_correct(logits: Tensor, labels: Tensor) -> Tensor:
+    """Correct predictions; labels: +-1 / {0, 1} for one logit, indices or one-hot otherwise."""
+    n = logits.shape[0]
     if logits.dim() == 1 or logits.shape[1] == 1:
-        pred = logits.reshape(-1) > 0
-        return pred == (labels.reshape(-1) > 0)
-    if labels.dim() == 2:
+        if labels.numel() != n:
+            raise ValueError(f"labels: expected {n} binary labels, got shape {tuple(labels.shape)}")
+        return (logits.reshape(-1) > 0) == (labels.reshape(-1) > 0)
+    if labels.dim() == 2 and tuple(labels.shape) == tuple(logits.shape):
         labels = labels.argmax(1)
+    elif labels.dim() != 1 or labels.shape[0] != n or labels.is_floating_point():
+        raise ValueError(
+            f"labels: expected class indices ({n},) or one-hot {tuple(logits.shape)}, got "
+            f"{tuple(labels.shape)} {labels.dtype}"
+        )
     return logits.argmax(1) == labels
 
 

@@ -40,6 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ._checks import positive_float
+
 __all__ = [
     "kr_loss",
     "neg_kr_loss",
@@ -353,7 +355,7 @@ def tau_cross_entropy_loss(
     networks with a small logit range (Béthune et al., arXiv:2104.05097). ``target``: class
     indices or class probabilities of ``input``'s shape."""
     _check_input(input)
-    tau = _positive("tau", tau)
+    tau = positive_float("tau", tau)
     target = target.to(input.dtype) if target.shape == input.shape else target.long()
     reduction = check_reduction(reduction)
     return F.cross_entropy(input * tau, target, reduction=reduction, **kwargs) / tau
@@ -364,7 +366,7 @@ def tau_bce_with_logits_loss(
 ) -> Tensor:
     r""":math:`\mathrm{BCE}(\tau f, [y > 0])/\tau` for binary labels +-1 or {0, 1}."""
     sign = _binary_sign(input, target)
-    tau = _positive("tau", tau)
+    tau = positive_float("tau", tau)
     reduction = check_reduction(reduction)
     return F.binary_cross_entropy_with_logits(
         input * tau, (sign > 0).to(input.dtype), reduction=reduction, **kwargs
@@ -380,13 +382,6 @@ def categorical_hinge_loss(
     pos = (input * true).sum(-1)
     neg = torch.where(true, -math.inf, input).amax(-1)
     return _reduce(F.relu(min_margin - (pos - neg)), reduction)
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
 
 
 # ----------------------------------------------------------------------------- modules
@@ -438,7 +433,7 @@ class HingeMarginLoss(_Loss):
 
     def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.min_margin = positive_float("min_margin", min_margin)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return hinge_margin_loss(input, target, self.min_margin, self.reduction)
@@ -450,7 +445,7 @@ class HKRLoss(_Loss):
     def __init__(self, alpha: float, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.alpha = check_alpha(alpha)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.min_margin = positive_float("min_margin", min_margin)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return hkr_loss(input, target, self.alpha, self.min_margin, self.reduction)
@@ -468,7 +463,7 @@ class HingeMulticlassLoss(_Loss):
 
     def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.min_margin = positive_float("min_margin", min_margin)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return hinge_multiclass_loss(input, target, self.min_margin, self.reduction)
@@ -480,7 +475,7 @@ class HKRMulticlassLoss(_Loss):
     def __init__(self, alpha: float, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.alpha = check_alpha(alpha)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.min_margin = positive_float("min_margin", min_margin)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return hkr_multiclass_loss(input, target, self.alpha, self.min_margin, self.reduction)
@@ -511,11 +506,11 @@ class SoftHKRMulticlassLoss(_Loss):
     ) -> None:
         super().__init__(reduction)
         self.alpha = check_alpha(alpha)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.min_margin = positive_float("min_margin", min_margin)
         if not 0.0 <= float(alpha_mean) < 1.0:
             raise ValueError(f"alpha_mean must be in [0, 1), got {alpha_mean!r}")
         self.alpha_mean = float(alpha_mean)
-        self.temperature = _positive("temperature", temperature)
+        self.temperature = positive_float("temperature", temperature)
         self.register_buffer("current_mean", torch.tensor(self.min_margin))
 
     def _temperature(self, input: Tensor) -> Tensor:
@@ -547,9 +542,9 @@ class LseHKRMulticlassLoss(_Loss):
     ) -> None:
         super().__init__(reduction)
         self.alpha = check_alpha(alpha)
-        self.temperature = _positive("temperature", temperature)
-        self.penalty = _positive("penalty", penalty)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.temperature = positive_float("temperature", temperature)
+        self.penalty = positive_float("penalty", penalty)
+        self.min_margin = positive_float("min_margin", min_margin)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return lse_hkr_multiclass_loss(
@@ -563,7 +558,7 @@ class TauCrossEntropyLoss(_Loss):
 
     def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
         super().__init__(reduction)
-        self.tau = _positive("tau", tau)
+        self.tau = positive_float("tau", tau)
         self.kwargs = kwargs
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -575,7 +570,7 @@ class TauBCEWithLogitsLoss(_Loss):
 
     def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
         super().__init__(reduction)
-        self.tau = _positive("tau", tau)
+        self.tau = positive_float("tau", tau)
         self.kwargs = kwargs
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -587,7 +582,7 @@ class CategoricalHingeLoss(_Loss):
 
     def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.min_margin = _positive("min_margin", min_margin)
+        self.min_margin = positive_float("min_margin", min_margin)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return categorical_hinge_loss(input, target, self.min_margin, self.reduction)

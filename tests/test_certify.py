@@ -231,5 +231,9 @@ def test_certified_accuracy_counts_correct_and_certified():
     assert res.method.startswith("per-pair")
     with pytest.raises(ValueError, match="eps"):
         certified_accuracy(model, (x, y), [-1.0])
+    with pytest.raises(ValueError, match="labels"):
+        certified_accuracy(model, (x, y[:, None]), [0.1])  # (N, 1) indices: ambiguous
+    with pytest.raises(ValueError, match="NaN"):
+        certified_accuracy(model, (x * float("nan"), y), [0.1])
     with pytest.raises(ValueError, match="lipschitz"):
         certified_radius(logits, 0.0)
