@@ -4,9 +4,10 @@ certified robustness and Lipschitz audits.
 Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
 """
 
-from . import certify, data, functional, losses, models, normalizers, training
+from . import certify, data, functional, losses, models, normalizers, ot, training, wasserstein
 from .certify import certified_accuracy, certified_radius, lipschitz_bound
 from .export import vanilla_export, vanilla_model
+from .wasserstein import W1Estimator, W1Result, estimate_w1
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
 
@@ -20,6 +21,11 @@ __all__ = [
     "models",
     "normalizers",
     "training",
+    "ot",
+    "wasserstein",
+    "estimate_w1",
+    "W1Estimator",
+    "W1Result",
     "certified_accuracy",
     "certified_radius",
     "lipschitz_bound",

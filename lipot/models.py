@@ -14,7 +14,7 @@ from torch import nn
 from . import _checks
 from .nn import GroupSort2, ScaledL2NormPool2d, Sequential, SpectralConv2d, SpectralLinear
 
-__all__ = ["dense_classifier", "conv_classifier", "ARCHITECTURES", "build"]
+__all__ = ["dense_classifier", "dense_critic", "conv_classifier", "ARCHITECTURES", "build"]
 
 
 def dense_classifier(
@@ -37,6 +37,12 @@ def dense_classifier(
         width = h
     layers.append(SpectralLinear(width, num_classes))
     return Sequential(*layers)
+
+
+def dense_critic(in_features: int, hidden: Sequence[int] = (256, 256, 256)) -> Sequential:
+    """A GNP KR critic for vectors: ``dense_classifier(in_features, hidden, 1)`` (one output,
+    1-Lipschitz), the default critic of :func:`lipot.estimate_w1`."""
+    return dense_classifier(in_features, hidden, 1)
 
 
 def conv_classifier(

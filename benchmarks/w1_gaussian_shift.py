@@ -1,0 +1,29 @@
+"""W1 between N(0, I) and N(m, I) in dimension d (true W1 = ||m|| = 2), n samples per side:
+held-out estimate, in-sample KR, epochs run and time.
+
+    python benchmarks/w1_gaussian_shift.py --dim 784 --n 5000
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import lipot
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--dim", type=int, default=784)
+parser.add_argument("--n", type=int, default=5000)
+parser.add_argument("--epochs", type=int, default=60)
+parser.add_argument("--lr", type=float, default=1e-3)
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+rng = np.random.default_rng(args.seed)
+shift = np.zeros(args.dim)
+shift[:4] = 1.0  # ||m|| = 2
+X = rng.normal(size=(args.n, args.dim))
+Y = rng.normal(size=(args.n, args.dim)) + shift
+t0 = time.perf_counter()
+res = lipot.estimate_w1(X, Y, seed=args.seed, epochs=args.epochs, lr=args.lr)
+print(f"d={args.dim} n={args.n}: held-out {res.value:.4f} +- {res.stderr:.4f} (true 2), in-sample "
+      f"{res.in_sample:.4f}, {len(res.history)} epochs, {time.perf_counter() - t0:.1f} s")
