@@ -6,9 +6,11 @@ r"""Wasserstein-1 estimation with a Kantorovich-Rubinstein (KR) dual critic.
 A 1-Lipschitz GNP network :math:`f` is trained to maximize the KR value on a training split.
 For any *fixed* 1-Lipschitz :math:`f`, the KR value on samples the critic never saw is an
 unbiased estimate of :math:`\mathbb{E}_\mu f - \mathbb{E}_\nu f \le W_1(\mu, \nu)`; the in-sample
-value is not (a critic overfits, GUIDE §3). So the data are split three ways: *train* (fit the
-critic), *selection* (early stopping and model selection), *held-out* (the reported ``value``,
-with a standard error from the per-sample critic values and a 95 % normal interval).
+value is not (a critic overfits, GUIDE §3). So each critic sees three disjoint parts: *train*
+(fit it), *selection* (early stopping and model selection) and *held-out* (the reported
+``value``, with a standard error from the per-sample critic values and a 95 % normal interval).
+By default the held-out parts are the K folds of a cross-fitting (``folds=5``): every sample is
+held out once, and the value is the mean of the K held-out KR values.
 
 The inputs are rescaled by one scalar :math:`s` (the RMS distance to the pooled mean) before
 training: :math:`g(x) = s\,f(x/s)` is 1-Lipschitz when :math:`f` is, so nothing is lost, and the
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 from . import models
 from .ot import as_points, as_weights
 
-__all__ = ["estimate_w1", "W1Estimator", "W1Result", "ScaledCritic"]
+__all__ = ["estimate_w1", "W1Estimator", "W1Result", "ScaledCritic", "MeanCritic"]
 
 
 class ScaledCritic(nn.Module):
@@ -46,6 +48,17 @@ class ScaledCritic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.scale * self.critic(x / self.scale).reshape(x.shape[0])
+
+
+class MeanCritic(nn.Module):
+    """The average of several critics: 1-Lipschitz when each of them is."""
+
+    def __init__(self, critics) -> None:
+        super().__init__()
+        self.critics = nn.ModuleList(critics)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([c(x).reshape(x.shape[0]) for c in self.critics]).mean(0)
 
 
 @dataclass
@@ -100,8 +113,12 @@ class W1Estimator:
         epochs: maximum number of passes over the training split.
         batch_size: samples per side and step.
         lr: Adam learning rate.
-        val_fraction: share of each sample held out for the reported value.
-        selection_fraction: share used for early stopping and model selection.
+        val_fraction: with ``folds=1``, the share of each sample held out for the reported value.
+        selection_fraction: share of the training part used for early stopping and model
+            selection.
+        folds: ``K > 1`` cross-fits K critics so that every sample is held out once (lower
+            variance, and each critic trains on (K-1)/K of the data); ``1`` uses one
+            train / selection / held-out split.
         patience: epochs without improvement of the selection KR before stopping.
         device: where to train (default: CUDA if available, else CPU).
         seed: seeds the split, the initialization and the batches.
@@ -118,6 +135,7 @@ class W1Estimator:
         val_fraction: float = 0.3,
         selection_fraction: float = 0.15,
         patience: int = 10,
+        folds: int = 5,
         device: str | torch.device | None = None,
         seed: int = 0,
         progress: bool = False,
@@ -127,14 +145,14 @@ class W1Estimator:
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}")
         if val_fraction + selection_fraction >= 0.9:
             raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
-        for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience), ("folds", folds)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
         self.critic, self.epochs, self.batch_size, self.lr = critic, epochs, batch_size, lr
         self.fractions = (float(val_fraction), float(selection_fraction))
-        self.patience, self.seed, self.progress = patience, seed, progress
+        self.patience, self.seed, self.progress, self.folds = patience, seed, progress, folds
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.critic_: ScaledCritic | None = None
@@ -162,23 +180,38 @@ class W1Estimator:
 
     # --------------------------------------------------------------------------- fit
 
-    def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
-        """Train the critic on ``X`` (first measure) and ``Y`` (second); sets ``result_``."""
-        t0 = time.perf_counter()
-        x, y, wx, wy, shape = self._tensors(X, Y, weights_x, weights_y)
-        rng = np.random.default_rng(self.seed)
-        torch.manual_seed(self.seed)
-        (tx, sx, hx), (ty, sy, hy) = _split(x.shape[0], self.fractions, rng), _split(y.shape[0], self.fractions, rng)
-        pooled = torch.cat([x[tx], y[ty]]).reshape(len(tx) + len(ty), -1)
-        scale = float((pooled - pooled.mean(0)).pow(2).sum(1).mean().sqrt()) or 1.0
+    def _parts(self, n: int, m: int, rng: np.random.Generator):
+        """Per fold, per side: (train, selection, held-out) index arrays."""
+        if self.folds == 1:
+            return [(_split(n, self.fractions, rng), _split(m, self.fractions, rng))]
+        out = []
+        orders = [rng.permutation(n), rng.permutation(m)]
+        for k in range(self.folds):
+            sides = []
+            for order in orders:
+                chunks = np.array_split(order, self.folds)
+                rest = np.concatenate([c for j, c in enumerate(chunks) if j != k])
+                n_sel = max(1, int(round(self.fractions[1] * len(rest))))
+                if len(rest) - n_sel < 1 or len(chunks[k]) < 1:
+                    raise ValueError(f"{len(order)} samples are too few for {self.folds} folds")
+                sides.append((rest[n_sel:], rest[:n_sel], chunks[k]))
+            out.append(tuple(sides))
+        return out
+
+    def _train_one(self, x, y, wx, wy, shape, tx, sx, ty, sy, seed: int):
+        """Train one critic on (tx, ty), early-stopped on the selection KR of (sx, sy). The
+        input scale comes from the training part only, so held-out samples stay unseen."""
+        torch.manual_seed(seed)
+        flat = torch.cat([x[tx], y[ty]]).reshape(len(tx) + len(ty), -1)
+        scale = float((flat - flat.mean(0)).pow(2).sum(1).mean().sqrt()) or 1.0
         base = self.critic if self.critic is not None else _default_critic(shape)
-        critic = ScaledCritic(base, scale).to(self.device)
+        critic = ScaledCritic(copy.deepcopy(base), scale).to(self.device)
         opt = torch.optim.Adam(critic.parameters(), lr=self.lr)
         x_tr, y_tr = x[tx].to(self.device), y[ty].to(self.device)
         wx_tr, wy_tr = wx[tx].to(self.device), wy[ty].to(self.device)
         steps = max(1, max(len(tx), len(ty)) // self.batch_size)
         best, best_state, stale, history = -math.inf, None, 0, []
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(seed)
         for epoch in range(self.epochs):
             critic.train()
             for _ in range(steps):
@@ -200,12 +233,39 @@ class W1Estimator:
                 if stale >= self.patience:
                     break
         critic.load_state_dict(best_state)
-        critic.eval()
-        self.critic_ = critic
-        in_sample = float(_weighted_kr(self._values(critic, x[tx]), self._values(critic, y[ty]), wx[tx], wy[ty]))
-        held = self.evaluate(x[hx], y[hy], wx[hx].numpy(), wy[hy].numpy())
-        self.result_ = W1Result(held.value, held.stderr, held.ci, in_sample, critic, history,
-                                (len(hx), len(hy)), time.perf_counter() - t0)
+        return critic.eval(), history
+
+    def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
+        """Train the critic(s) on ``X`` (first measure) and ``Y`` (second); sets ``result_``.
+
+        With ``folds = K > 1`` (cross-fitting) every sample is held out once: critic ``k`` trains
+        on the other folds and is evaluated on fold ``k``; the value is the mean of the K
+        held-out KR values (each one unbiased for its critic, so the mean is too), its standard
+        error combines the folds' ones, and ``critic_`` is the average of the K critics (an
+        average of 1-Lipschitz functions is 1-Lipschitz).
+        """
+        t0 = time.perf_counter()
+        x, y, wx, wy, shape = self._tensors(X, Y, weights_x, weights_y)
+        rng = np.random.default_rng(self.seed)
+        critics, history, values, stderrs, in_sample = [], [], [], [], []
+        n_held = [0, 0]
+        for k, ((tx, sx, hx), (ty, sy, hy)) in enumerate(self._parts(x.shape[0], y.shape[0], rng)):
+            critic, hist = self._train_one(x, y, wx, wy, shape, tx, sx, ty, sy, self.seed + k)
+            critics.append(critic)
+            history += [{"fold": k, **h} for h in hist]
+            fx, fy = self._values(critic, x[hx]).double().numpy(), self._values(critic, y[hy]).double().numpy()
+            v, e = _kr_with_stderr(fx, fy, wx[hx].double().numpy(), wy[hy].double().numpy())
+            values.append(v)
+            stderrs.append(e)
+            in_sample.append(float(_weighted_kr(self._values(critic, x[tx]), self._values(critic, y[ty]), wx[tx], wy[ty])))
+            n_held[0] += len(hx)
+            n_held[1] += len(hy)
+        self.critic_ = critics[0] if len(critics) == 1 else MeanCritic(critics)
+        value = float(np.mean(values))
+        stderr = math.sqrt(sum(e * e for e in stderrs)) / len(stderrs)
+        self.result_ = W1Result(value, stderr, (value - 1.96 * stderr, value + 1.96 * stderr),
+                                float(np.mean(in_sample)), self.critic_, history, tuple(n_held),
+                                time.perf_counter() - t0)
         return self
 
     def evaluate(self, X, Y, weights_x=None, weights_y=None) -> W1Result:

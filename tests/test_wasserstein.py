@@ -17,16 +17,18 @@ def gaussian_shift():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1500, 2))
     y = rng.normal(size=(1500, 2)) + np.array([2.0, 0.0])  # W1 = ||m|| = 2
-    est = W1Estimator(epochs=25, seed=0).fit(x, y)
+    est = W1Estimator(epochs=25, folds=3, seed=0).fit(x, y)
     return x, y, est
 
 
 def test_gaussian_shift_value_and_interval(gaussian_shift):
-    _, _, est = gaussian_shift
+    x, y, est = gaussian_shift
     res = est.result_
     assert abs(res.value - 2.0) < 0.15
     assert res.ci[0] < res.value < res.ci[1] and 0 < res.stderr < 0.2
-    assert res.n_heldout == (450, 450)
+    assert res.n_heldout == (1500, 1500)  # cross-fitting: every sample held out once
+    single = W1Estimator(epochs=25, folds=1, seed=0).fit(x, y).result_
+    assert single.n_heldout == (450, 450) and abs(single.value - 2.0) < 0.2
 
 
 def test_kr_value_never_exceeds_exact_ot_on_the_same_sample(gaussian_shift):
@@ -38,8 +40,10 @@ def test_kr_value_never_exceeds_exact_ot_on_the_same_sample(gaussian_shift):
 
 
 def test_critic_is_verified_one_lipschitz(gaussian_shift):
-    critic = gaussian_shift[2].critic_
-    assert lipot.lipschitz_bound(critic.critic, (2,)) <= 1 + 1e-5
+    critic = gaussian_shift[2].critic_  # the mean of the fold critics
+    assert len(critic.critics) == 3
+    for member in critic.critics:
+        assert lipot.lipschitz_bound(member.critic, (2,)) <= 1 + 1e-5
 
 
 def test_weighted_evaluation_matches_numpy(gaussian_shift):
@@ -56,7 +60,7 @@ def test_images_get_a_conv_critic():
     rng = np.random.default_rng(1)
     x = rng.random((300, 1, 8, 8)).astype(np.float32)
     y = x + 0.5
-    res = lipot.estimate_w1(x, y, epochs=5, seed=0)
+    res = lipot.estimate_w1(x, y, epochs=5, folds=1, seed=0)
     assert isinstance(res.critic.critic[0], lipot.SpectralConv2d)
     assert 0 < res.value <= exact_w1(x.reshape(300, -1), y.reshape(300, -1)) + 1e-5
 
