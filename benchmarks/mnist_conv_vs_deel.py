@@ -17,9 +17,8 @@ import time
 import torch
 from torch import nn
 
-import lipot
 from lipot import data, losses, models
-from lipot.certify import certified_accuracy, certified_radius, lipschitz_bound
+from lipot.certify import certified_accuracy
 from lipot.training import make_loader
 
 

@@ -246,14 +246,12 @@ def _leaf_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
         return _batchnorm_bound(module), "diagonal scale"
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
         return 1.0, "identity in eval mode"
-    has_weights = any(True for _ in module.parameters(recurse=False)) or any(
-        True for _ in module.children()
-    )
     if isinstance(module, LipschitzModule):
         # lipot's weight-free (or analytically bounded) modules: activations, pooling, sampling,
         # centering, HouseHolder, LPReLU -- their bound holds for every parameter value.
         return module.lipschitz_bound(), "analytic (lipot)"
-    bound = None if has_weights else _torch_module_bound(module)
+    has_state = next(module.parameters(recurse=False), None) is not None or next(module.children(), None) is not None
+    bound = None if has_state else _torch_module_bound(module)
     if bound is None:
         raise ValueError(
             f"lipschitz_bound: cannot bound {type(module).__name__}. Supported: Linear/Conv1d/"

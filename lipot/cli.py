@@ -5,7 +5,7 @@
 Examples::
 
     lipot train --dataset mnist --binary 0 8 --data-root ../shared/data/mnist --arch dense \\
-        --hidden 32 16 --loss hkr --alpha 0.9090909 --min-margin 1 --epochs 10 --out m08.pt
+        --hidden 32 16 --loss hkr --alpha 0.9090909 --min-margin 1 --epochs 10 --lr 3e-3 --out m08.pt
     lipot certify m08.pt --data-root ../shared/data/mnist --eps 0.5 1 1.58
     lipot estimate a.npy b.npy --exact
     lipot estimate ../shared/data/mnist ../shared/data/mnist --class-a 0 --class-b 8
@@ -115,6 +115,8 @@ def _points(path: str, cls: int | None, split: str, limit: int | None) -> np.nda
     from pathlib import Path
 
     p = Path(path)
+    if cls is not None and not p.is_dir():
+        raise SystemExit("--class-a/--class-b only apply to MNIST-format folders")
     if p.is_dir():
         x, y = data.mnist(p, split)
         if cls is not None:
@@ -131,8 +133,6 @@ def _points(path: str, cls: int | None, split: str, limit: int | None) -> np.nda
         out = np.loadtxt(p, delimiter=",", ndmin=2)
     else:
         raise SystemExit(f"{p}: expected a .npy, .npz or .csv file or an MNIST-format folder")
-    if cls is not None and not p.is_dir():
-        raise SystemExit("--class-a/--class-b only apply to MNIST-format folders")
     return out[:limit] if limit else out
 
 

@@ -109,37 +109,39 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _kr_term(out: Tensor, y: Tensor) -> float:
+def _kr_term(out: Tensor, y: Tensor) -> Tensor:
     if out.dim() == 1 or out.shape[1] == 1:
-        return float(losses.kr_loss(out, y))
-    return float(losses.kr_multiclass_loss(out, y))
+        return losses.kr_loss(out, y)
+    return losses.kr_multiclass_loss(out, y)
 
 
 def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress) -> dict[str, float]:
+    """One pass over ``loader``; the metrics are summed on the device (no extra host syncs)."""
     model.train()
     loss_fn.train()
-    total_loss = total_kr = 0.0
-    correct = seen = batches = 0
+    total_loss = total_kr = correct = torch.zeros((), device=device)
+    seen = batches = 0
     for i, (x, y) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = model(x)
         loss = loss_fn(out, y)
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # before the step, so the weights are not corrupted
             raise FloatingPointError(f"the loss became {float(loss)} at batch {i}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            total_loss += float(loss)
-            total_kr += _kr_term(out.detach(), y)
-            correct += int(_predicted_correct(out.detach(), y).sum())
+            total_loss = total_loss + loss.detach()
+            total_kr = total_kr + _kr_term(out.detach(), y)
+            correct = correct + _predicted_correct(out.detach(), y).sum()
             seen += x.shape[0]
             batches += 1
-        progress.update(i + 1, f"loss {total_loss / batches:.4f} acc {correct / seen:.4f}")
+        if progress.enabled:
+            progress.update(i + 1, f"loss {float(total_loss) / batches:.4f} acc {float(correct) / seen:.4f}")
     progress.close()
     if batches == 0:
         raise ValueError("the training loader yielded no batch (batch_size larger than the data?)")
-    return {"loss": total_loss / batches, "accuracy": correct / seen, "kr": total_kr / batches}
+    return {"loss": float(total_loss) / batches, "accuracy": float(correct) / seen, "kr": float(total_kr) / batches}
 
 
 def fit(

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from . import models
-from .ot import as_points, as_weights
+from .ot import _check_dims, as_points, as_weights
 
 __all__ = ["estimate_w1", "W1Estimator", "W1Result", "ScaledCritic", "MeanCritic"]
 
@@ -163,8 +163,7 @@ class W1Estimator:
     def _tensors(self, X, Y, weights_x, weights_y):
         x = as_points("X", X, min_points=2)
         y = as_points("Y", Y, min_points=2)
-        if x.shape[1] != y.shape[1]:
-            raise ValueError(f"X and Y must have the same number of features, got {x.shape[1]} and {y.shape[1]}")
+        _check_dims(x, y)
         shape, shape_y = tuple(np.shape(X)[1:]) or (1,), tuple(np.shape(Y)[1:]) or (1,)
         if shape != shape_y:
             raise ValueError(f"X and Y must have the same sample shape, got {shape} and {shape_y}")
