@@ -38,4 +38,4 @@ if __name__ == "__main__":
     covered = res.ci[0] <= exact <= res.ci[1]
     print(f"n={args.n}: exact_w1 {exact:.4f} ({t_exact:.1f} s); estimate {res.value:.4f} +- {res.stderr:.4f} "
           f"(95% CI {res.ci[0]:.4f}..{res.ci[1]:.4f}, covers exact: {covered}); "
-          f"error {100 * (res.value - exact) / exact:+.2f} %; in-sample {res.in_sample:.4f}; {t_est:.1f} s")
+          f"error {100 * (res.value - exact) / exact:+.2f} %; in-sample {res.in_sample:.4f}; selected {res.selected}; {t_est:.1f} s")

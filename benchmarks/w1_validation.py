@@ -61,7 +61,7 @@ def ring_vs_grid(n: int, rng):
 def mnist_pair(a: int, b: int):
     xs, ys = lipot.data.mnist(MNIST_ROOT, "train")
     x, y = xs.numpy(), ys.numpy()
-    return x[y == a].reshape(-1, 784), x[y == b].reshape(-1, 784)
+    return x[y == a].reshape(-1, 784), x[y == b].reshape(-1, 784)  # vectors: dense + linear critics
 
 
 MNIST_ROOT = os.environ.get("LIPOT_MNIST_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "shared",

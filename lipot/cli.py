@@ -142,11 +142,15 @@ def _estimate(args) -> int:
 
     a = _points(args.a, args.class_a, args.split, args.limit)
     b = _points(args.b, args.class_b, args.split, args.limit)
-    res = estimate_w1(a, b, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+    if args.flatten:
+        a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    res = estimate_w1(a, b, critic=None if args.critic == "auto" else args.critic, folds=args.folds,
+                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                       device=args.device, progress=args.progress)
+    kinds = ", ".join(f"{k} x{res.selected.count(k)}" for k in sorted(set(res.selected)))
     print(f"W1 estimate (held-out KR, {res.n_heldout[0]}+{res.n_heldout[1]} samples): "
           f"{res.value:.5f} +- {res.stderr:.5f} (95% CI {res.ci[0]:.5f} .. {res.ci[1]:.5f}); "
-          f"in-sample {res.in_sample:.5f}; {res.seconds:.1f} s")
+          f"in-sample {res.in_sample:.5f}; critics: {kinds}; {res.seconds:.1f} s")
     if args.exact:
         n, m = a.shape[0], b.shape[0]
         if n * m > DEFAULT_MAX_PAIRS:
@@ -198,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="train", choices=["train", "test"])
     e.add_argument("--limit", type=int, default=None, help="use the first N samples of each")
     e.add_argument("--exact", action="store_true", help="also print exact_w1 (POT) when feasible")
+    e.add_argument("--critic", choices=["auto", "linear", "gnp"], default="auto",
+                   help="auto: per fold, the better of the closed-form linear critic and a GNP network")
+    e.add_argument("--folds", type=int, default=5, help="cross-fitting folds (1: one held-out split)")
+    e.add_argument("--flatten", action="store_true",
+                   help="treat images as vectors (dense critic: much faster than the conv one on CPU)")
     e.add_argument("--epochs", type=int, default=60)
     e.add_argument("--lr", type=float, default=1e-3)
     e.add_argument("--batch-size", type=int, default=256)

@@ -374,7 +374,11 @@ class W1Estimator:
             vectors, a conv critic for square images ``(N, C, H, W)`` with ``H`` divisible by 4);
             ``"linear"`` or ``"gnp"``: only that one; or a 1-Lipschitz module mapping a batch to
             ``(N,)`` or ``(N, 1)`` values (trained as the network candidate, alone).
-        epochs: maximum number of passes over the training part (networks).
+        epochs: maximum number of epochs (networks); the selection KR is measured, and early
+            stopping decided, after each epoch.
+        min_epoch_steps: an epoch is one pass over the training part, repeated until it has made
+            at least this many optimizer steps (small samples would otherwise get a few steps
+            between two selection checks).
         batch_size: samples per side and step for in-memory data (a streamed ``DataLoader``
             keeps its own batches).
         lr: Adam learning rate.
@@ -400,6 +404,7 @@ class W1Estimator:
         selection_fraction: float = 0.15,
         patience: int = 10,
         folds: int = 5,
+        min_epoch_steps: int = 50,
         device: str | torch.device | None = None,
         seed: int = 0,
         progress: bool = False,
@@ -411,7 +416,8 @@ class W1Estimator:
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}")
         if val_fraction + selection_fraction >= 0.9:
             raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
-        for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience), ("folds", folds)):
+        for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience), ("folds", folds),
+                        ("min_epoch_steps", min_epoch_steps)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not lr > 0:
@@ -419,6 +425,7 @@ class W1Estimator:
         self.critic, self.epochs, self.batch_size, self.lr = critic, epochs, batch_size, lr
         self.fractions = (float(val_fraction), float(selection_fraction))
         self.patience, self.seed, self.progress, self.folds = patience, seed, progress, folds
+        self.min_epoch_steps = min_epoch_steps
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.critic_: nn.Module | None = None
@@ -485,15 +492,16 @@ class W1Estimator:
         best, best_state, stale, history = -math.inf, None, 0, []
         for epoch in range(self.epochs):
             critic.train()
-            last = None
-            for (xb, wxb, _), (yb, wyb, _) in _zip_cycle(
-                    lambda: sx.batches(masks["train"], self.batch_size, gen),
-                    lambda: sy.batches(masks["train"], self.batch_size, gen)):
-                loss = -_weighted_kr(critic(xb).reshape(-1), critic(yb).reshape(-1), wxb, wyb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                last = loss.detach()
+            last, steps = None, 0
+            while steps == 0 or steps < self.min_epoch_steps:
+                for (xb, wxb, _), (yb, wyb, _) in _zip_cycle(
+                        lambda: sx.batches(masks["train"], self.batch_size, gen),
+                        lambda: sy.batches(masks["train"], self.batch_size, gen)):
+                    loss = -_weighted_kr(critic(xb).reshape(-1), critic(yb).reshape(-1), wxb, wyb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    last, steps = loss.detach(), steps + 1
             sel = _kr_from(self._moments(critic, sx, masks["selection"]),
                            self._moments(critic, sy, masks["selection"]), masks["selection"])[0]
             history.append({"fold": fold, "epoch": epoch + 1,

@@ -30,3 +30,15 @@ def test_certified_mnist_example_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "verified Lipschitz bound" in result.stdout and "certified accuracy" in result.stdout
+
+
+def test_w1_toy_critics_example_writes_its_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "critics.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "w1_toy_critics.py"), "--out", str(out), "--n", "300",
+         "--epochs", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stdout.count("exact_w1") == 4

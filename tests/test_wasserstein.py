@@ -17,7 +17,7 @@ def gaussian_shift():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1500, 2))
     y = rng.normal(size=(1500, 2)) + np.array([2.0, 0.0])  # W1 = ||m|| = 2
-    est = W1Estimator(epochs=25, folds=3, seed=0).fit(x, y)
+    est = W1Estimator(epochs=25, folds=3, seed=0, min_epoch_steps=5).fit(x, y)
     return x, y, est
 
 
@@ -27,7 +27,7 @@ def test_gaussian_shift_value_and_interval(gaussian_shift):
     assert abs(res.value - 2.0) < 0.15
     assert res.ci[0] < res.value < res.ci[1] and 0 < res.stderr < 0.2
     assert res.n_heldout == (1500, 1500)  # cross-fitting: every sample held out once
-    single = W1Estimator(epochs=25, folds=1, seed=0).fit(x, y).result_
+    single = W1Estimator(epochs=25, folds=1, seed=0, min_epoch_steps=5).fit(x, y).result_
     assert single.n_heldout == (450, 450) and abs(single.value - 2.0) < 0.2
 
 
@@ -94,7 +94,10 @@ def test_cli_estimate(tmp_path, capsys):
     np.savetxt(tmp_path / "b.csv", rng.normal(size=(200, 2)) + 1.0, delimiter=",")
     assert cli.main(["estimate", str(tmp_path / "a.npy"), str(tmp_path / "b.csv"), "--epochs", "3", "--exact"]) == 0
     out = capsys.readouterr().out
-    assert "W1 estimate" in out and "exact W1 of these samples" in out
+    assert "W1 estimate" in out and "exact W1 of these samples" in out and "critics:" in out
+    assert cli.main(["estimate", str(tmp_path / "a.npy"), str(tmp_path / "b.csv"), "--critic", "linear",
+                     "--folds", "2"]) == 0
+    assert "critics: linear x2" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="expected a .npy"):
         cli.main(["estimate", str(tmp_path / "a.txt"), str(tmp_path / "b.csv")])
 
@@ -127,12 +130,12 @@ def test_streamed_scaled_copies_match_the_analytic_value():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(3000, 2)), 2.0 * rng.normal(size=(3000, 2))
     truth = 1.0 * np.sqrt(np.pi / 2)  # E||X|| for a 2-D standard normal
-    res = lipot.estimate_w1(_loader(x), _loader(y), epochs=15, folds=2, seed=0)
+    res = lipot.estimate_w1(_loader(x), _loader(y), epochs=15, folds=2, seed=0, min_epoch_steps=1)
     assert set(res.selected) == {"gnp"}
     assert res.n_heldout == (3000, 3000)
     assert abs(res.value - truth) < 4 * res.stderr + 0.03
     # the streamed fit is a different split from the in-memory one but estimates the same value
-    mem = lipot.estimate_w1(x, y, epochs=15, folds=2, seed=0)
+    mem = lipot.estimate_w1(x, y, epochs=15, folds=2, seed=0, min_epoch_steps=1)
     assert abs(mem.value - res.value) < 0.1
     assert res.value <= exact_w1(x, y) + 1e-5
 
