@@ -4,7 +4,8 @@ certified robustness and Lipschitz audits.
 Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
 """
 
-from . import certify, data, functional, losses, models, normalizers, ot, training, wasserstein
+from . import audit, certify, data, functional, losses, models, normalizers, ot, training, wasserstein
+from .audit import attack_radius, audit_certificates, lipschitz_lower_bound
 from .certify import certified_accuracy, certified_radius, lipschitz_bound
 from .export import vanilla_export, vanilla_model
 from .wasserstein import W1Estimator, W1Result, estimate_w1
@@ -14,6 +15,10 @@ from .nn import __all__ as _nn_all
 __version__ = "0.1.0"
 
 __all__ = [
+    "audit",
+    "attack_radius",
+    "audit_certificates",
+    "lipschitz_lower_bound",
     "certify",
     "data",
     "functional",

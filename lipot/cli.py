@@ -1,4 +1,4 @@
-"""Command line: ``lipot train``, ``lipot certify`` and ``lipot estimate`` (built on
+"""Command line: ``lipot train``, ``lipot certify``, ``lipot audit`` and ``lipot estimate`` (built on
 :mod:`lipot.training`, :mod:`lipot.certify`, :mod:`lipot.models`, :mod:`lipot.data`,
 :mod:`lipot.wasserstein` and :mod:`lipot.ot`).
 
@@ -7,6 +7,7 @@ Examples::
     lipot train --dataset mnist --binary 0 8 --data-root ../shared/data/mnist --arch dense \\
         --hidden 32 16 --loss hkr --alpha 0.9090909 --min-margin 1 --epochs 10 --lr 3e-3 --out m08.pt
     lipot certify m08.pt --data-root ../shared/data/mnist --eps 0.5 1 1.58
+    lipot audit m08.pt --data-root ../shared/data/mnist --n 1000
     lipot estimate a.npy b.npy --exact
     lipot estimate ../shared/data/mnist ../shared/data/mnist --class-a 0 --class-b 8
 """
@@ -85,14 +86,19 @@ def _train(args) -> int:
     return 0
 
 
-def _certify(args) -> int:
-    state = load_checkpoint(args.model)
+def _load_model(path: str):
+    """(model in eval mode, its training config) from a `lipot train` checkpoint."""
+    state = load_checkpoint(path)
     config = state.get("extra", {}).get("config")
     if config is None:
-        raise SystemExit(f"{args.model} has no model config (was it written by `lipot train`?)")
+        raise SystemExit(f"{path} has no model config (was it written by `lipot train`?)")
     model = models.build(config["arch"], **config["arch_kwargs"])
     model.load_state_dict(state["model"])
-    model.eval()
+    return model.eval(), config
+
+
+def _certify(args) -> int:
+    model, config = _load_model(args.model)
     xv, yv = _dataset(config["dataset"], args.data_root, "test", config["binary"])
     bound, report = lipschitz_report(model, tuple(xv.shape[1:]))
     result = certified_accuracy(model, (xv, yv), args.eps)
@@ -108,6 +114,20 @@ def _certify(args) -> int:
     ratio = (result.radii / nominal_result.radii.clamp(min=1e-12)).median()
     print(f"median radius ratio verified/nominal: {float(ratio):.4f}")
     return 0
+
+
+def _audit(args) -> int:
+    from .audit import audit_certificates
+
+    model, config = _load_model(args.model)
+    if args.device:
+        model.to(args.device)
+    x, y = _dataset(config["dataset"], args.data_root, args.split, config["binary"])
+    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(args.seed))[:args.n]
+    report = audit_certificates(model, x[idx], y[idx], lipschitz=args.lipschitz,
+                                attack={"steps": args.steps, "attacks": args.attacks}, device=args.device)
+    print(report)
+    return 0 if report.verdict == "ok" else 1
 
 
 def _points(path: str, cls: int | None, split: str, limit: int | None) -> np.ndarray:
@@ -194,6 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-root", default=None)
     c.add_argument("--eps", type=float, nargs="+", default=[0.5, 1.0, 1.58])
     c.set_defaults(func=_certify)
+    a = sub.add_parser("audit", help="attack a checkpoint and check its certificates and Lipschitz bound")
+    a.add_argument("model", help="checkpoint written by `lipot train`")
+    a.add_argument("--data-root", default=None)
+    a.add_argument("--split", default="test", choices=["train", "test"])
+    a.add_argument("--n", type=int, default=1000, help="random samples to audit")
+    a.add_argument("--lipschitz", type=float, default=None, help="bound to certify with (default: verified)")
+    a.add_argument("--attacks", nargs="+", default=["deepfool", "fab", "fmn", "apgd"])
+    a.add_argument("--steps", type=int, default=100)
+    a.add_argument("--device", default=None)
+    a.add_argument("--seed", type=int, default=0)
+    a.set_defaults(func=_audit)
     e = sub.add_parser("estimate", help="Wasserstein-1 distance between two samples (KR critic)")
     e.add_argument("a", help=".npy / .npz / .csv file or MNIST-format folder")
     e.add_argument("b", help=".npy / .npz / .csv file or MNIST-format folder")

@@ -88,3 +88,10 @@ def test_cli_train_then_certify(tmp_path, capsys):
     assert "verified Lipschitz bound" in text and "certified accuracy at eps=0.5" in text
     model = models.build("dense", **load_checkpoint(out)["extra"]["config"]["arch_kwargs"])
     assert isinstance(model, lipot.Sequential)
+    assert cli.main(["audit", str(out), "--data-root", str(MNIST_ROOT), "--n", "64", "--steps", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "violations (attack radius < certificate): 0" in text and "verdict: ok" in text
+    # a false, smaller bound is caught (exit status 1)
+    assert cli.main(["audit", str(out), "--data-root", str(MNIST_ROOT), "--n", "64", "--steps", "20",
+                     "--lipschitz", "0.5"]) == 1
+    assert "FAILED" in capsys.readouterr().out
