@@ -172,7 +172,10 @@ def lipschitz_lower_bound(model: nn.Module, X, *, iterations: int = 30, ascent_s
     * Adam ascent (``ascent_steps``, step ``lr`` times the data scale) of the pairwise ratio from
       each point and a near copy, and from random pairs of points.
 
-    The model is evaluated in eval mode (restored afterwards).
+    The model is evaluated in eval mode (restored afterwards), in its own precision: a float32
+    ratio over a pair at distance ``2h`` carries a rounding error of about ``1e-5`` relative at
+    the default ``h`` (so compare it with an upper bound up to such a tolerance, as
+    :func:`audit_certificates` does with ``rtol``).
     """
     x = _as_inputs("X", X)
     param = next(iter(model.parameters()), None)
