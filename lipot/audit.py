@@ -80,8 +80,9 @@ def _labels(fn: _Logits, x: Tensor, y) -> Tensor:
         z = fn(x[:1])
     n = x.shape[0]
     if fn.binary:
-        if y.numel() != n:
-            raise ValueError(f"y: expected {n} binary labels (+-1 or 0/1), got shape {tuple(y.shape)}")
+        if y.numel() != n or not bool(torch.isin(y.reshape(-1), torch.tensor([-1, 0, 1], device=y.device)).all()):
+            raise ValueError(f"y: expected {n} binary labels (+-1 or 0/1), got shape {tuple(y.shape)} "
+                             f"with values {torch.unique(y)[:5].tolist()}")
         return (y.reshape(-1) > 0).long()
     if y.dim() == 2 and y.shape == (n, z.shape[1]):
         y = y.argmax(1)
@@ -239,7 +240,8 @@ def _deepfool(fn: _Logits, x: Tensor, y: Tensor, steps: int, overshoot: float = 
 
 def _top_targets(fn: _Logits, x: Tensor, y: Tensor, k: int) -> list[Tensor]:
     with torch.no_grad():
-        z = fn(x).masked_fill(nn.functional.one_hot(y, fn(x[:1]).shape[1]).bool(), -math.inf)
+        z = fn(x)
+        z = z.masked_fill(nn.functional.one_hot(y, z.shape[1]).bool(), -math.inf)
     k = min(k, z.shape[1] - 1)
     return list(z.topk(k, dim=1).indices.T)
 
@@ -540,7 +542,7 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
             raise
         verified_note = f"no verified bound ({err})"
     upper = float(lipschitz) if lipschitz is not None else verified
-    lb = lipschitz_lower_bound(model, x.to(device) if device is not None else x, **(lower or {}))
+    lb = lipschitz_lower_bound(model, x, **(lower or {}))
     correct = cert.correct
     att = attack_radius(model, x[correct], y[correct], device=device, **(attack or {}))
     certs = cert.radii[correct].double()

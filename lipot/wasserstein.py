@@ -274,7 +274,7 @@ class _Stream:
 
 
 def _is_stream(data) -> bool:
-    return isinstance(data, (Dataset, DataLoader)) and not isinstance(data, Tensor)
+    return isinstance(data, (Dataset, DataLoader))
 
 
 def _zip_cycle(make_x: Callable[[], Iterator], make_y: Callable[[], Iterator]) -> Iterator[tuple]:
@@ -314,19 +314,19 @@ class _Moments:
     def count(self, mask: Tensor) -> int:
         return int(self.s[0, mask].sum())
 
-    def mean_and_var(self, mask: Tensor) -> tuple[float, float, float]:
-        """Weighted mean of f over the cells in ``mask``, the variance of that mean (Kish
-        effective size) and the total weight."""
+    def mean_and_var(self, mask: Tensor) -> tuple[float, float]:
+        """Weighted mean of f over the cells in ``mask`` and the variance of that mean (Kish
+        effective size)."""
         sw, sw2, swf, swf2 = (float(v) for v in self.s[1:, mask].sum(1))
         if sw <= 0:
-            return math.nan, math.nan, 0.0
+            raise ValueError("a sample has no point with a positive weight; pass at least one")
         mean = swf / sw
-        return mean, max(swf2 / sw - mean * mean, 0.0) * sw2 / (sw * sw), sw
+        return mean, max(swf2 / sw - mean * mean, 0.0) * sw2 / (sw * sw)
 
 
 def _kr_from(mx: _Moments, my: _Moments, mask: Tensor) -> tuple[float, float]:
-    ax, vx, _ = mx.mean_and_var(mask)
-    ay, vy, _ = my.mean_and_var(mask)
+    ax, vx = mx.mean_and_var(mask)
+    ay, vy = my.mean_and_var(mask)
     return ax - ay, math.sqrt(vx + vy)
 
 

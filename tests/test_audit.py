@@ -139,3 +139,9 @@ def test_bad_inputs():
         attack_radius(layer, x, torch.zeros(5, dtype=torch.long), attacks=["pgd"])
     with pytest.raises(ValueError, match="y: 4 labels"):
         audit_certificates(layer, x, torch.zeros(4, dtype=torch.long), lipschitz=1.0)
+
+
+def test_binary_labels_must_be_signs_or_bits():
+    layer = nn.Linear(4, 1)
+    with pytest.raises(ValueError, match="binary labels"):
+        attack_radius(layer, torch.randn(3, 4), torch.tensor([2, 1, -1]))

@@ -182,3 +182,10 @@ def test_bad_streams():
         lipot.estimate_w1(_loader(x[:0]), _loader(x))
     with pytest.raises(ValueError, match="critic must be"):
         W1Estimator("network")
+
+
+def test_stream_with_only_zero_weights_is_refused():
+    x = np.random.default_rng(1).normal(size=(200, 2))
+    est = W1Estimator("linear", folds=2, seed=0).fit(x, x + 1.0)
+    with pytest.raises(ValueError, match="positive weight"):
+        est.evaluate(_loader(x, np.zeros(200)), _loader(x))
