@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import distributed as _dist
 from ._checks import positive_float
 
 __all__ = [
@@ -88,12 +89,15 @@ def check_reduction(reduction: str) -> str:
 
 
 def _reduce(values: Tensor, reduction: str) -> Tensor:
+    """Mean / sum / none over the batch. Inside :func:`lipot.distributed.global_batch` a rank
+    returns its share scaled so that the average over the ranks is the global-batch mean (sum)."""
     reduction = check_reduction(reduction)
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "sum":
-        return values.sum()
-    return values
+    if reduction == "none":
+        return values
+    if _dist.active():
+        scale = _dist.batch_scale(values.shape[0], values) if reduction == "mean" else _dist.group_size()
+        return values.sum() * scale
+    return values.mean() if reduction == "mean" else values.sum()
 
 
 def check_alpha(alpha: float) -> float:
@@ -187,9 +191,12 @@ def _true_class_mask(sign: Tensor) -> Tensor:
 def _kr_weights(sign: Tensor) -> Tensor:
     r"""Per-entry weights :math:`w` with :math:`\frac1N\sum_i w_{ic} f_{ic} = \mathrm{mean}_{P_c}
     f_c - \mathrm{mean}_{N_c} f_c` for each column ``c`` (0 for a column missing a class)."""
-    n = sign.shape[0]
-    pos = (sign > 0).to(sign.dtype)
-    n_pos = pos.sum(0)
+    cdtype = torch.promote_types(sign.dtype, torch.float32)  # exact counts even for half inputs
+    pos = (sign > 0).to(cdtype)
+    counts = torch.cat([torch.full((1,), float(sign.shape[0]), dtype=cdtype, device=sign.device), pos.sum(0)])
+    if _dist.active():  # global-batch counts (DDP): the weights are those of the union of the ranks' batches
+        counts = _dist.all_sum(counts)
+    n, n_pos = counts[0], counts[1:]
     n_neg = n - n_pos
     valid = (n_pos > 0) & (n_neg > 0)
     if _checking() and not bool(valid.any()):
@@ -200,7 +207,7 @@ def _kr_weights(sign: Tensor) -> Tensor:
     w_pos = n / n_pos.clamp(min=1)
     w_neg = n / n_neg.clamp(min=1)
     weights = torch.where(sign > 0, w_pos, -w_neg)
-    return weights * valid.to(sign.dtype) / valid.sum().clamp(min=1).to(sign.dtype)
+    return (weights * valid.to(cdtype) / valid.sum().clamp(min=1).to(cdtype)).to(sign.dtype)
 
 
 def _kr_per_sample(input: Tensor, sign: Tensor) -> Tensor:
@@ -358,7 +365,16 @@ def tau_cross_entropy_loss(
     tau = positive_float("tau", tau)
     target = target.to(input.dtype) if target.shape == input.shape else target.long()
     reduction = check_reduction(reduction)
+    if _dist.active():
+        _no_class_weight(kwargs)
+        return _reduce(F.cross_entropy(input * tau, target, reduction="none", **kwargs) / tau, reduction)
     return F.cross_entropy(input * tau, target, reduction=reduction, **kwargs) / tau
+
+
+def _no_class_weight(kwargs: dict) -> None:
+    if kwargs.get("weight") is not None or kwargs.get("pos_weight") is not None:
+        raise ValueError("class weights (weight= / pos_weight=) are not supported inside "
+                         "lipot.distributed.global_batch(); their mean is weighted per batch")
 
 
 def tau_bce_with_logits_loss(
@@ -368,6 +384,10 @@ def tau_bce_with_logits_loss(
     sign = _binary_sign(input, target)
     tau = positive_float("tau", tau)
     reduction = check_reduction(reduction)
+    if _dist.active():
+        _no_class_weight(kwargs)
+        return _reduce(F.binary_cross_entropy_with_logits(
+            input * tau, (sign > 0).to(input.dtype), reduction="none", **kwargs) / tau, reduction)
     return F.binary_cross_entropy_with_logits(
         input * tau, (sign > 0).to(input.dtype), reduction=reduction, **kwargs
     ) / tau
@@ -516,7 +536,13 @@ class SoftHKRMulticlassLoss(_Loss):
     def _temperature(self, input: Tensor) -> Tensor:
         if self.training:
             with torch.no_grad():
-                batch_mean = input.detach().abs().mean().to(self.current_mean)
+                if _dist.active():  # global mean of |f| over the ranks' batches: same state on every rank
+                    sums = _dist.all_sum(torch.stack([input.detach().abs().sum().double(),
+                                                      torch.tensor(float(input.numel()), dtype=torch.float64,
+                                                                   device=input.device)]))
+                    batch_mean = (sums[0] / sums[1]).to(self.current_mean)
+                else:
+                    batch_mean = input.detach().abs().mean().to(self.current_mean)
                 updated = self.alpha_mean * self.current_mean + (1 - self.alpha_mean) * batch_mean
                 self.current_mean.copy_(updated.clamp(0.005, 1000.0))
         mean = self.current_mean.clamp(self.min_margin, 20000.0)

@@ -9,6 +9,7 @@ bound of :func:`lipot.certify.lipschitz_bound`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -18,10 +19,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from . import distributed as _dist
 from . import losses
 from .certify import _predicted_correct, certified_accuracy
+from .distributed import shard_slice
 
 __all__ = ["fit", "save_checkpoint", "load_checkpoint", "make_loader", "TensorLoader"]
 
@@ -36,36 +39,52 @@ class TensorLoader:
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True,
-                 drop_last: bool | None = None, seed: int = 0) -> None:
+                 drop_last: bool | None = None, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= x.shape[0]:
-            raise ValueError(f"batch_size must be an integer in [1, {x.shape[0]}], got {batch_size!r}")
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1 \
+                or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        limit = x.shape[0] // world_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= limit:
+            raise ValueError(f"batch_size (per rank) must be an integer in [1, {limit}], got {batch_size!r}")
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.rank, self.world_size = rank, world_size
         self.drop_last = shuffle if drop_last is None else drop_last
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        n = self.x.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, step = self.x.shape[0], self.batch_size * self.world_size
+        if self.drop_last or n % step < self.world_size:  # every rank needs a non-empty shard
+            return n // step
+        return n // step + 1
 
     def __iter__(self):
-        n = self.x.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device)
+        """Global batch ``i`` is ``batch_size * world_size`` consecutive entries of the
+        (shared-seed) permutation; this rank yields its contiguous shard of it."""
+        n, step = self.x.shape[0], self.batch_size * self.world_size
+        order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
         for i in range(len(self)):
-            if self.shuffle:
-                index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            part = shard_slice(min(step, n - i * step), self.rank, self.world_size)
+            lo, hi = i * step + part.start, i * step + part.stop
+            if order is not None:
+                index = order[lo:hi]
                 yield self.x[index], self.y[index]
             else:
-                yield self.x[i * self.batch_size:(i + 1) * self.batch_size], \
-                    self.y[i * self.batch_size:(i + 1) * self.batch_size]
+                yield self.x[lo:hi], self.y[lo:hi]
 
 
-def make_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True, seed: int = 0) -> TensorLoader:
+def make_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True, seed: int = 0,
+                distributed: bool = False) -> TensorLoader:
     """A :class:`TensorLoader`: shuffled with a seeded generator and, when shuffling,
     ``drop_last`` (the KR term needs both classes in every batch, and a tiny last batch gives a
-    noisy KR estimate)."""
+    noisy KR estimate). ``distributed=True``: this rank's shard of every global batch of
+    ``batch_size * world_size`` samples (same ``seed`` on every rank), as a
+    ``DistributedSampler`` would give."""
+    if distributed:
+        _dist.require_initialized("make_loader(distributed=True)")
+        return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed, rank=_dist.rank(),
+                            world_size=_dist.world_size())
     return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed)
 
 
@@ -115,32 +134,43 @@ def _kr_term(out: Tensor, y: Tensor) -> Tensor:
     return losses.kr_multiclass_loss(out, y)
 
 
-def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress) -> dict[str, float]:
-    """One pass over ``loader``; the metrics are summed on the device (no extra host syncs)."""
+def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress, distributed: bool = False
+           ) -> dict[str, float]:
+    """One pass over ``loader``; the metrics are summed on the device (no extra host syncs).
+    ``distributed``: the losses use global-batch statistics and the metrics are summed over
+    the ranks at the end."""
     model.train()
     loss_fn.train()
     total_loss = total_kr = correct = torch.zeros((), device=device)
     seen = batches = 0
+    context = _dist.global_batch if distributed else contextlib.nullcontext
     for i, (x, y) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        out = model(x)
-        loss = loss_fn(out, y)
-        if not torch.isfinite(loss):  # before the step, so the weights are not corrupted
-            raise FloatingPointError(f"the loss became {float(loss)} at batch {i}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            total_loss = total_loss + loss.detach()
-            total_kr = total_kr + _kr_term(out.detach(), y)
-            correct = correct + _predicted_correct(out.detach(), y).sum()
-            seen += x.shape[0]
-            batches += 1
+        with context():
+            out = model(x)
+            loss = loss_fn(out, y)
+            if not torch.isfinite(loss):  # before the step, so the weights are not corrupted
+                raise FloatingPointError(f"the loss became {float(loss)} at batch {i}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                total_loss = total_loss + loss.detach()
+                total_kr = total_kr + _kr_term(out.detach(), y)
+                correct = correct + _predicted_correct(out.detach(), y).sum()
+        seen += x.shape[0]
+        batches += 1
         if progress.enabled:
             progress.update(i + 1, f"loss {float(total_loss) / batches:.4f} acc {float(correct) / seen:.4f}")
     progress.close()
     if batches == 0:
         raise ValueError("the training loader yielded no batch (batch_size larger than the data?)")
+    if distributed:  # each rank's loss is its share x W: the global mean is the sum / W
+        totals = _dist.all_sum(torch.stack([total_loss, total_kr, correct,
+                                            torch.tensor(float(seen), device=device)]).double())
+        w = _dist.world_size()
+        return {"loss": float(totals[0]) / (w * batches), "accuracy": float(totals[2] / totals[3]),
+                "kr": float(totals[1]) / (w * batches)}
     return {"loss": float(total_loss) / batches, "accuracy": float(correct) / seen, "kr": float(total_kr) / batches}
 
 
@@ -160,6 +190,7 @@ def fit(
     log: Callable[[str], None] | None = print,
     scheduler: Any = None,
     extra: dict[str, Any] | None = None,
+    distributed: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs; return one metrics dict per epoch.
 
@@ -177,6 +208,15 @@ def fit(
         resume: continue from ``checkpoint`` if it exists.
         log: called with a one-line summary per epoch (``None``: silent).
         scheduler: an optional LR scheduler stepped once per epoch.
+        distributed: train with :class:`~torch.nn.parallel.DistributedDataParallel` on the
+            initialized process group (launch with ``torchrun``, call
+            :func:`lipot.distributed.setup`). ``train_data`` must give each rank its shard
+            (:func:`make_loader` with ``distributed=True``, or a DataLoader with a
+            ``DistributedSampler``; ``batch_size`` is per rank). The losses use global-batch
+            statistics (:func:`lipot.distributed.global_batch`), so a step equals the
+            single-process step on the union of the ranks' batches; the metrics are global;
+            validation, logging and checkpoints happen on rank 0 only (the history is sent to
+            every rank); ``model`` itself is trained in place (DDP wraps it).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
@@ -187,6 +227,9 @@ def fit(
     else:
         loss_fn = _FunctionLoss(loss_fn)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    trained = _wrap_ddp(model, train_data, device) if distributed else model
+    main = _dist.is_main() if distributed else True
+    log = log if main else None
     history: list[dict[str, Any]] = []
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
@@ -196,7 +239,8 @@ def fit(
         loss_fn.load_state_dict(state["loss"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        rng = state["rng"]
+        torch.set_rng_state(rng[_dist.rank() % len(rng)] if isinstance(rng, list) else rng)
         if state.get("loader_rng") is not None and isinstance(getattr(train_data, "generator", None), torch.Generator):
             train_data.generator.set_state(state["loader_rng"])
         history, start = list(state["history"]), int(state["epoch"])
@@ -204,32 +248,63 @@ def fit(
             log(f"resumed from {checkpoint} after epoch {start}")
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        bar = _Progress(len(train_data), f"epoch {epoch + 1}/{epochs}", progress)
-        metrics: dict[str, Any] = {"epoch": epoch + 1, **_epoch(model, loss_fn, train_data, optimizer, device, bar)}
+        if hasattr(getattr(train_data, "sampler", None), "set_epoch"):
+            train_data.sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle per epoch
+        bar = _Progress(len(train_data), f"epoch {epoch + 1}/{epochs}", progress and main)
+        metrics: dict[str, Any] = {"epoch": epoch + 1,
+                                   **_epoch(trained, loss_fn, train_data, optimizer, device, bar, distributed)}
         metrics["train_seconds"] = time.perf_counter() - t0
         if scheduler is not None:
             scheduler.step()
-        if val_data is not None:
+        if val_data is not None and main:
             result = certified_accuracy(model, val_data, list(eps), device=device)
             metrics["val_accuracy"] = result.accuracy
             metrics["certified"] = {float(e): a for e, a in result.certified.items()}
             metrics["lipschitz"] = result.lipschitz
+        if distributed:  # rank 0's validation metrics to every rank
+            shared = [metrics]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            metrics = shared[0]
         history.append(metrics)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "loss": loss_fn.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": torch.get_rng_state(),
-                "loader_rng": _loader_rng(train_data),
-                "epoch": epoch + 1,
-                "history": history,
-                "extra": extra or {},
-            })
+            rng = torch.get_rng_state()
+            if distributed:  # every rank's stream, restored per rank on resume
+                gathered: list[Any] = [None] * _dist.world_size()
+                torch.distributed.all_gather_object(gathered, rng)
+                rng = gathered
+            if main:
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "loss": loss_fn.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "rng": rng,
+                    "loader_rng": _loader_rng(train_data),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "extra": extra or {},
+                })
+            if distributed:
+                torch.distributed.barrier()  # nobody reads a checkpoint that is being written
         if log:
             log(_summary(metrics))
     return history
+
+
+def _wrap_ddp(model: nn.Module, train_data, device: torch.device) -> nn.Module:
+    """``DistributedDataParallel(model)`` after checking that ``train_data`` is sharded."""
+    _dist.require_initialized("fit(distributed=True)")
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        raise TypeError("pass the plain model to fit(distributed=True); it wraps it in DDP itself")
+    world = _dist.world_size()
+    sharded = (isinstance(train_data, TensorLoader) and train_data.world_size == world) or \
+        isinstance(getattr(train_data, "sampler", None), DistributedSampler)
+    if world > 1 and not sharded:
+        raise ValueError("train_data must give each rank its own shard: use make_loader(..., distributed=True) "
+                         "or a DataLoader with a DistributedSampler")
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def _loader_rng(loader) -> Tensor | None:

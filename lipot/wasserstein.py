@@ -36,6 +36,7 @@ arXiv:1811.05381 (GNP critics); Chernozhukov et al., arXiv:1608.00060 (cross-fit
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import sys
 import time
@@ -47,6 +48,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from . import distributed as _dist
 from . import models
 from .ot import _check_dims, as_points, as_weights
 
@@ -335,20 +337,24 @@ class _Stats:
     the weighted ``sum w``, ``sum w x``. They give the closed-form linear critic, its selection
     value, the input scale of the networks and the part sizes."""
 
-    def __init__(self, source, cells: int) -> None:
+    def __init__(self, source, cells: int, share: Callable[[Iterator], Iterator] = iter,
+                 reduce: bool = False) -> None:
         d = int(np.prod(source.shape))
         self.count = torch.zeros(cells, dtype=torch.float64)
         self.sum_x = torch.zeros(cells, d, dtype=torch.float64)
         self.sum_sq = torch.zeros(cells, dtype=torch.float64)
         self.sum_w = torch.zeros(cells, dtype=torch.float64)
         self.sum_wx = torch.zeros(cells, d, dtype=torch.float64)
-        for x, w, c in source.batches(torch.ones(cells, dtype=torch.bool), _EVAL_BATCH):
+        for x, w, c in share(source.batches(torch.ones(cells, dtype=torch.bool), _EVAL_BATCH)):
             x, w, c = x.reshape(x.shape[0], -1).double().cpu(), w.double().cpu(), c.cpu()
             self.count.index_add_(0, c, torch.ones_like(w))
             self.sum_x.index_add_(0, c, x)
             self.sum_sq.index_add_(0, c, x.pow(2).sum(1))
             self.sum_w.index_add_(0, c, w)
             self.sum_wx.index_add_(0, c, w[:, None] * x)
+        if reduce:  # distributed: every rank summed its share of the batches
+            for name in ("count", "sum_x", "sum_sq", "sum_w", "sum_wx"):
+                setattr(self, name, _dist.all_sum(getattr(self, name)))
 
     def weighted_mean(self, mask: Tensor) -> Tensor:
         return self.sum_wx[mask].sum(0) / self.sum_w[mask].sum()
@@ -391,6 +397,14 @@ class W1Estimator:
         device: where to train (default: CUDA if available, else CPU).
         seed: seeds the split, the initialization and the batches.
         progress: print one line per epoch to stderr.
+        distributed: run on the initialized process group (``torchrun``; see
+            :mod:`lipot.distributed`). Every rank passes the same ``X`` and ``Y`` (arrays, or
+            streams that every rank can read) and gets the same result. The batches of every
+            pass are dealt out to the ranks in turn: each rank sums its share of the data
+            statistics and critic values (then one all-reduce), and trains the network as one
+            :class:`~torch.nn.parallel.DistributedDataParallel` step on ``world_size`` pairs
+            of batches with global weight sums, so a step sees ``world_size * batch_size``
+            samples per side. Early stopping and model selection use rank 0's numbers.
     """
 
     def __init__(
@@ -408,7 +422,10 @@ class W1Estimator:
         device: str | torch.device | None = None,
         seed: int = 0,
         progress: bool = False,
+        distributed: bool = False,
     ) -> None:
+        if distributed:
+            _dist.require_initialized("W1Estimator(distributed=True)")
         if critic is not None and not isinstance(critic, nn.Module) and critic not in ("linear", "gnp"):
             raise ValueError(f"critic must be None, 'linear', 'gnp' or a torch module, got {critic!r}")
         for name, v in (("val_fraction", val_fraction), ("selection_fraction", selection_fraction)):
@@ -426,6 +443,7 @@ class W1Estimator:
         self.fractions = (float(val_fraction), float(selection_fraction))
         self.patience, self.seed, self.progress, self.folds = patience, seed, progress, folds
         self.min_epoch_steps = min_epoch_steps
+        self.distributed = bool(distributed) and _dist.world_size() > 1
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.critic_: nn.Module | None = None
@@ -454,13 +472,35 @@ class W1Estimator:
             raise ValueError(f"X and Y must have the same sample shape, got {sx.shape} and {sy.shape}")
         return sx, sy
 
+    def _share(self, batches: Iterator) -> Iterator:
+        """This rank's batches: every ``world_size``-th one (all of them in one process)."""
+        if not self.distributed:
+            return iter(batches)
+        return itertools.islice(batches, _dist.rank(), None, _dist.world_size())
+
     @torch.no_grad()
     def _moments(self, critic: nn.Module, source, mask: Tensor) -> _Moments:
         critic.eval()
         out = _Moments(mask.numel())
-        for x, w, c in source.batches(mask, _EVAL_BATCH):
+        for x, w, c in self._share(source.batches(mask, _EVAL_BATCH)):
             out.add(critic(x), w, c)
+        if self.distributed:
+            out.s = _dist.all_sum(out.s)
         return out
+
+    def _steps(self, sx, sy, mask: Tensor, gen: torch.Generator) -> Iterator[tuple]:
+        """One pass of training pairs ``((x, wx, cells), (y, wy, cells))`` for this rank. In a
+        distributed run the pairs are dealt out in groups of ``world_size``; a last incomplete
+        group is completed by repeating its pairs, so every rank makes the same number of
+        steps (DDP needs it)."""
+        pairs = _zip_cycle(lambda: sx.batches(mask, self.batch_size, gen),
+                           lambda: sy.batches(mask, self.batch_size, gen))
+        if not self.distributed:
+            yield from pairs
+            return
+        world, r = _dist.world_size(), _dist.rank()
+        while group := list(itertools.islice(pairs, world)):
+            yield group[r % len(group)]
 
     # --------------------------------------------------------------------------- fit
 
@@ -488,22 +528,21 @@ class W1Estimator:
         base = self.critic if isinstance(self.critic, nn.Module) else _default_critic(shape)
         critic = ScaledCritic(copy.deepcopy(base), scale).to(self.device)
         opt = torch.optim.Adam(critic.parameters(), lr=self.lr)
+        trained = self._ddp(critic)
         gen = torch.Generator().manual_seed(seed)
         best, best_state, stale, history = -math.inf, None, 0, []
         for epoch in range(self.epochs):
             critic.train()
             last, steps = None, 0
             while steps == 0 or steps < self.min_epoch_steps:
-                for (xb, wxb, _), (yb, wyb, _) in _zip_cycle(
-                        lambda: sx.batches(masks["train"], self.batch_size, gen),
-                        lambda: sy.batches(masks["train"], self.batch_size, gen)):
-                    loss = -_weighted_kr(critic(xb).reshape(-1), critic(yb).reshape(-1), wxb, wyb)
+                for (xb, wxb, _), (yb, wyb, _) in self._steps(sx, sy, masks["train"], gen):
+                    loss = -self._batch_kr(trained, xb, yb, wxb, wyb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     last, steps = loss.detach(), steps + 1
-            sel = _kr_from(self._moments(critic, sx, masks["selection"]),
-                           self._moments(critic, sy, masks["selection"]), masks["selection"])[0]
+            sel = _dist.from_main(_kr_from(self._moments(critic, sx, masks["selection"]),
+                                           self._moments(critic, sy, masks["selection"]), masks["selection"])[0])
             history.append({"fold": fold, "epoch": epoch + 1,
                             "train_batch_kr": -float(last) if last is not None else math.nan, "selection_kr": sel})
             if self.progress:
@@ -516,6 +555,23 @@ class W1Estimator:
                     break
         critic.load_state_dict(best_state)
         return best, critic.eval(), history
+
+    def _ddp(self, critic: nn.Module) -> nn.Module:
+        if not self.distributed:
+            return critic
+        ids = [torch.cuda.current_device()] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(critic, device_ids=ids)
+
+    def _batch_kr(self, critic: nn.Module, xb: Tensor, yb: Tensor, wx: Tensor, wy: Tensor) -> Tensor:
+        """KR value of a pair of batches (weighted means). Distributed: this rank's share of the
+        KR value of the union of the ranks' batches, times ``world_size`` (DDP averages the
+        gradients), with one forward pass for both sides."""
+        if not self.distributed:
+            return _weighted_kr(critic(xb).reshape(-1), critic(yb).reshape(-1), wx, wy)
+        f = critic(torch.cat([xb, yb])).reshape(-1)
+        sums = _dist.all_sum(torch.stack([wx.sum(), wy.sum()]))
+        world = _dist.world_size()
+        return world * ((f[:xb.shape[0]] * wx).sum() / sums[0] - (f[xb.shape[0]:] * wy).sum() / sums[1])
 
     def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
         """Train the critic(s) on ``X`` (first measure) and ``Y`` (second); sets ``result_``.
@@ -532,7 +588,7 @@ class W1Estimator:
         for i, s in enumerate((sx, sy)):
             s.assign(self.folds, self.fractions, rng, self.seed * 2 + i)
         n_cells = 2 * _groups(self.folds)
-        stats = [_Stats(s, n_cells) for s in (sx, sy)]
+        stats = [_Stats(s, n_cells, self._share, self.distributed) for s in (sx, sy)]
         self._check_parts(stats)
         critics, selected, history, values, variances, in_sample = [], [], [], [], [], []
         for k in range(self.folds):
@@ -540,6 +596,7 @@ class W1Estimator:
             candidates = []
             if self.critic is None or self.critic == "linear":
                 sel, lin = self._linear(stats, masks)
+                sel = _dist.from_main(sel) if self.distributed else sel
                 candidates.append((sel, "linear", lin))
                 history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
             if self.critic != "linear":
