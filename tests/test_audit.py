@@ -94,25 +94,52 @@ def test_trained_gnp_classifier_has_no_violation(trained_classifier):
     assert "violations (attack radius < certificate): 0" in str(report)
 
 
-def test_trained_binary_model_has_no_violation():
+@pytest.fixture(scope="module")
+def trained_binary():
     torch.manual_seed(2)
     y = torch.where(torch.arange(400) % 2 == 0, 1, -1)
     x = torch.randn(400, 6) + 1.5 * y[:, None].float()
     model = lipot.models.dense_classifier(6, (16, 16), 1)
     lipot.training.fit(model, lipot.losses.HKRLoss(0.9, 1.0), lipot.training.make_loader(x, y.float()[:, None], 50),
                        epochs=5, lr=3e-3, progress=False, log=None)
-    report = audit_certificates(model.eval(), x[:100], y[:100], attack={"steps": 40})
+    return model.eval(), x[:100], y[:100]
+
+
+def test_trained_binary_model_has_no_violation(trained_binary):
+    model, x, y = trained_binary
+    report = audit_certificates(model, x, y, attack={"steps": 40})
     assert report.violations == 0 and report.verdict == "ok" and report.min_ratio >= 1.0
 
 
-def test_last_layer_scaled_by_1_1_is_flagged_by_the_norm_audit(trained_classifier):
-    model, x, y = trained_classifier
-    scaled = nn.Sequential(*model, nn.Linear(3, 3, bias=False))
+def _scaled_last_layer(model: nn.Module, how: str) -> nn.Module:
+    """``model`` with its output scaled by 1.1: an appended 1.1 * identity layer, or its last
+    layer replaced by a plain ``nn.Linear`` with 1.1 x the constrained weight and bias."""
+    if how == "appended":
+        k = model[-1].weight.shape[0]
+        scaled = nn.Sequential(*model, nn.Linear(k, k, bias=False))
+        with torch.no_grad():
+            scaled[-1].weight.copy_(1.1 * torch.eye(k))
+        return scaled
+    last = model[-1]  # the SpectralLinear output layer, replaced by a plain Linear at 1.1 x
+    plain = nn.Linear(last.in_features, last.out_features)
     with torch.no_grad():
-        scaled[-1].weight.copy_(1.1 * torch.eye(3))
-    report = audit_certificates(scaled, x, y, lipschitz=1.0, attack={"steps": 20})
+        plain.weight.copy_(1.1 * last.weight)
+        plain.bias.copy_(1.1 * last.bias)
+    return nn.Sequential(*model[:-1], plain)
+
+
+@pytest.mark.parametrize("how", ["appended", "replaced"])
+@pytest.mark.parametrize("model_kind", ["3-class", "binary"])
+def test_last_layer_scaled_by_1_1_is_flagged_by_the_norm_audit(trained_classifier, trained_binary, how, model_kind):
+    """Every planted x1.1 (two models, two ways of planting it) fails the audit when the
+    certificates assume L = 1, even with attacks too weak to find a violation."""
+    model, x, y = trained_classifier if model_kind == "3-class" else trained_binary
+    scaled = _scaled_last_layer(model, how)
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(x), 1.1 * model(x), rtol=1e-5, atol=1e-5)
+    report = audit_certificates(scaled, x, y, lipschitz=1.0, attack={"steps": 5, "attacks": ["deepfool"]})
     assert report.verdict.startswith("FAILED") and "norm audit" in report.verdict
-    assert report.verified_bound == pytest.approx(1.1, rel=1e-4)
+    assert report.verified_bound == pytest.approx(1.1 * lipot.lipschitz_bound(model, tuple(x.shape[1:])), rel=1e-4)
 
 
 def test_unconstrained_network_with_a_false_bound_has_violations():
