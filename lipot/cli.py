@@ -10,12 +10,18 @@ Examples::
     lipot audit m08.pt --data-root ../shared/data/mnist --n 1000
     lipot estimate a.npy b.npy --exact
     lipot estimate ../shared/data/mnist ../shared/data/mnist --class-a 0 --class-b 8
+
+``train`` and ``estimate`` run data-parallel when launched by torchrun (``--batch-size`` is then
+per process)::
+
+    torchrun --nproc_per_node 2 -m lipot.cli train --dataset mnist --data-root ... --out m.pt
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -23,7 +29,7 @@ import torch
 
 import numpy as np
 
-from . import data, losses, models
+from . import data, distributed, losses, models
 from .certify import certified_accuracy, lipschitz_report
 from .nn import nominal_lipschitz
 from .training import fit, load_checkpoint, make_loader
@@ -66,23 +72,35 @@ def _arch_kwargs(args, x, num_outputs: int) -> dict:
             "dense": list(args.dense), "num_classes": num_outputs, "convs_per_block": args.convs_per_block}
 
 
+def _launch(device: str | None) -> tuple[bool, str | torch.device | None]:
+    """Under torchrun (``WORLD_SIZE`` > 1): initialize the process group and use this rank's
+    device (unless ``--device`` is given). Returns (distributed, device)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False, device
+    own = distributed.setup()
+    return True, device or own
+
+
 def _train(args) -> int:
-    torch.manual_seed(args.seed)
+    parallel, device = _launch(args.device)
+    torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     x, y = _dataset(args.dataset, args.data_root, "train", args.binary)
     xv, yv = _dataset(args.dataset, args.data_root, "test", args.binary)
     num_outputs = 1 if args.binary else int(y.max()) + 1
     config = {"arch": args.arch, "arch_kwargs": _arch_kwargs(args, x, num_outputs),
               "dataset": args.dataset, "binary": args.binary, "loss": args.loss}
     model = models.build(args.arch, **config["arch_kwargs"])
-    loader = make_loader(x, y, args.batch_size, seed=args.seed)
+    loader = make_loader(x, y, args.batch_size, seed=args.seed, distributed=parallel)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = None
     if args.schedule == "cosine":  # per epoch, from lr down to ~0 at the end
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     history = fit(model, _loss(args), loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
-                  eps=args.eps, checkpoint=args.out, resume=args.resume, device=args.device,
-                  scheduler=scheduler, extra={"config": config})
-    print(json.dumps(history[-1]))
+                  eps=args.eps, checkpoint=args.out, resume=args.resume, device=device,
+                  scheduler=scheduler, extra={"config": config}, distributed=parallel)
+    if distributed.is_main():
+        print(json.dumps(history[-1]))
+    distributed.cleanup()
     return 0
 
 
@@ -164,9 +182,14 @@ def _estimate(args) -> int:
     b = _points(args.b, args.class_b, args.split, args.limit)
     if args.flatten:
         a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    parallel, device = _launch(args.device)
     res = estimate_w1(a, b, critic=None if args.critic == "auto" else args.critic, folds=args.folds,
                       epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                      device=args.device, progress=args.progress)
+                      device=device, progress=args.progress and distributed.is_main(), distributed=parallel)
+    main_rank = distributed.is_main()
+    distributed.cleanup()
+    if not main_rank:
+        return 0
     kinds = ", ".join(f"{k} x{res.selected.count(k)}" for k in sorted(set(res.selected)))
     print(f"W1 estimate (held-out KR, {res.n_heldout[0]}+{res.n_heldout[1]} samples): "
           f"{res.value:.5f} +- {res.stderr:.5f} (95% CI {res.ci[0]:.5f} .. {res.ci[1]:.5f}); "
@@ -199,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--min-margin", type=float, default=1.0)
     t.add_argument("--temperature", type=float, default=1.0, help="lse/soft HKR temperature or tau of tau-ce")
     t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=128, help="per process under torchrun")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
                    help="learning rate: constant, or cosine decay over the epochs")

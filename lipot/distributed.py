@@ -114,8 +114,10 @@ def setup(backend: str | None = None, seed: int | None = None) -> torch.device:
 
 
 def cleanup() -> None:
-    """Destroy the default process group if there is one."""
+    """Destroy the default process group if there is one, after a barrier: tearing down while
+    another rank still finishes a collective can abort the process (seen with gloo)."""
     if is_distributed():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -25,6 +25,13 @@ values in {0, 1} or {-1, +1}, or integer class indices ``(N,)``. Anything else r
 ``'mean'``, as in deel-torchlip). The KR term is a difference of class means, so its
 per-sample values are weighted so that their *mean* over the batch is the KR estimate.
 
+**Distributed (DDP).** Inside :func:`lipot.distributed.global_batch` the batch statistics (KR
+class counts, the mean reduction's batch size, SoftHKR's mean :math:`|f|`) are all-reduced over
+the ranks and each rank returns its share times the world size, so the average of the ranks'
+losses -- and DDP's averaged gradient -- is that of the global batch (tested against one
+process in ``tests/test_distributed.py``). ``reduction='none'`` returns per-sample values
+whose mean over the global batch is the loss.
+
 References: Serrurier et al., *Achieving robustness in classification using optimal transport
 with hinge regularization*, CVPR 2021, arXiv:2006.06520; Serrurier et al., *On the explainable
 properties of 1-Lipschitz neural networks: an optimal transport perspective*, NeurIPS 2023,

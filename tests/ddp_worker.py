@@ -89,7 +89,16 @@ def _fit(checkpoint: str) -> dict:
     history = lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), loader, 2, optimizer=opt,
                                  val_data=(x[:32], y[:32]), eps=[0.1], checkpoint=checkpoint,
                                  progress=False, log=None, distributed=True)
-    return {"history": history, "params": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    out = {"history": history, "params": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    # resume from rank 0's checkpoint in a fresh model for a third epoch
+    model = gnp_model(1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    loader = lipot.training.make_loader(x, y, 16, seed=123, distributed=True)  # its RNG comes from the checkpoint
+    resumed = lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), loader, 3, optimizer=opt, checkpoint=checkpoint,
+                                 progress=False, log=None, distributed=True)
+    out["resumed"] = {"epochs": [h["epoch"] for h in resumed],
+                      "params": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    return out
 
 
 def _w1() -> dict:

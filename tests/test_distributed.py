@@ -91,7 +91,8 @@ def test_fit_distributed_equals_single_process_fit(ranks, tmp_path):
     x, y = W.fit_data()
     model = W.gnp_model(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    history = lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), make_loader(x, y, 32, seed=0), 2,
+    loader = make_loader(x, y, 32, seed=0)
+    history = lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), loader, 2,
                                  optimizer=opt, val_data=(x[:32], y[:32]), eps=[0.1], progress=False, log=None)
     for r in ranks:
         _close(r["fit"]["params"], dict(model.state_dict()))
@@ -99,6 +100,12 @@ def test_fit_distributed_equals_single_process_fit(ranks, tmp_path):
             for key in ("loss", "accuracy", "kr", "val_accuracy", "lipschitz"):
                 assert got[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
     assert ranks[0]["fit"]["history"] == ranks[1]["fit"]["history"]
+    # a third epoch resumed from rank 0's checkpoint (fresh model, optimizer and loader seed)
+    # equals a third epoch of the uninterrupted single-process run
+    lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), loader, 1, optimizer=opt, progress=False, log=None)
+    for r in ranks:
+        assert r["fit"]["resumed"]["epochs"] == [1, 2, 3]
+        _close(r["fit"]["resumed"]["params"], dict(model.state_dict()))
 
 
 def test_w1_distributed(ranks):
@@ -156,3 +163,43 @@ def test_shard_slice_tiles_the_range():
             assert [i for p in parts for i in range(n)[p]] == list(range(n))
             sizes = [p.stop - p.start for p in parts]
             assert max(sizes) - min(sizes) <= 1
+
+
+def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+
+
+def test_cli_estimate_under_torchrun_matches_one_process(tmp_path, capsys):
+    """`torchrun ... -m lipot.cli estimate` prints once (rank 0) the value one process gets
+    (closed-form linear critic: the same numbers, summed over the ranks' batches)."""
+    import numpy as np
+
+    from lipot.cli import main
+
+    gen = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", gen.normal(size=(400, 5)).astype(np.float32))
+    np.save(tmp_path / "b.npy", (gen.normal(size=(300, 5)) + 0.7).astype(np.float32))
+    args = ["estimate", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--critic", "linear", "--folds", "2",
+            "--device", "cpu"]
+    proc = _torchrun("-m", "lipot.cli", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert main(args) == 0
+    single = capsys.readouterr().out
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("W1 estimate")]
+    assert len(lines) == 1
+    assert lines[0].split("in-sample")[0] == single.splitlines()[0].split("in-sample")[0]
+
+
+def test_ddp_example_runs_under_torchrun(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "examples" / "ddp_hkr.py"
+    proc = _torchrun(str(script), "--epochs", "2", "--out", str(tmp_path / "ddp.pt"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "world size 2" in proc.stdout and proc.stdout.count("W1 between the classes") == 1
+    accuracy = float(proc.stdout.split("val accuracy ")[1].split(",")[0])
+    assert accuracy > 0.8
+    state = lipot.training.load_checkpoint(tmp_path / "ddp.pt")
+    assert state["epoch"] == 2 and len(state["rng"]) == 2  # one RNG state per rank
+    model = lipot.models.dense_classifier(16, (64, 64), 1)
+    model.load_state_dict(state["model"])  # the plain model's keys (no DDP "module." prefix)
