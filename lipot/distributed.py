@@ -139,13 +139,18 @@ def active() -> bool:
     return _ACTIVE.get() is not None
 
 
+def _group() -> dist.ProcessGroup | None:
+    """The group given to :func:`global_batch`, or ``None`` for the default group."""
+    group = _ACTIVE.get()
+    return None if group is None or group is _NO_GROUP else group
+
+
 def all_sum(t: Tensor) -> Tensor:
     """Sum of ``t`` over the ranks of the active group (or the default one); a new tensor, no
     gradient. Unchanged without a process group."""
     if not is_distributed():
         return t.detach().clone()
-    group = _ACTIVE.get()
-    group = None if group in (None, _NO_GROUP) else group
+    group = _group()
     out = t.detach().clone()
     if dist.get_backend(group) == "nccl" and not out.is_cuda:  # NCCL reduces GPU tensors only
         out = out.cuda()
@@ -165,8 +170,7 @@ def from_main(value: float) -> float:
 
 def group_size() -> int:
     """World size of the active :func:`global_batch` group (of the default group outside it)."""
-    group = _ACTIVE.get()
-    return dist.get_world_size(None if group in (None, _NO_GROUP) else group)
+    return dist.get_world_size(_group())
 
 
 def batch_scale(n_local: int, reference: Tensor) -> Tensor:

@@ -332,27 +332,33 @@ def _kr_from(mx: _Moments, my: _Moments, mask: Tensor) -> tuple[float, float]:
     return ax - ay, math.sqrt(vx + vy)
 
 
+def _share(batches: Iterator, distributed: bool) -> Iterator:
+    """This rank's batches: every ``world_size``-th one when ``distributed``, else all."""
+    if not distributed:
+        return iter(batches)
+    return itertools.islice(batches, _dist.rank(), None, _dist.world_size())
+
+
 class _Stats:
     """Per-cell sums of the samples themselves (one pass): counts, ``sum x``, ``sum |x|^2`` and
     the weighted ``sum w``, ``sum w x``. They give the closed-form linear critic, its selection
     value, the input scale of the networks and the part sizes."""
 
-    def __init__(self, source, cells: int, share: Callable[[Iterator], Iterator] = iter,
-                 reduce: bool = False) -> None:
+    def __init__(self, source, cells: int, distributed: bool = False) -> None:
         d = int(np.prod(source.shape))
         self.count = torch.zeros(cells, dtype=torch.float64)
         self.sum_x = torch.zeros(cells, d, dtype=torch.float64)
         self.sum_sq = torch.zeros(cells, dtype=torch.float64)
         self.sum_w = torch.zeros(cells, dtype=torch.float64)
         self.sum_wx = torch.zeros(cells, d, dtype=torch.float64)
-        for x, w, c in share(source.batches(torch.ones(cells, dtype=torch.bool), _EVAL_BATCH)):
+        for x, w, c in _share(source.batches(torch.ones(cells, dtype=torch.bool), _EVAL_BATCH), distributed):
             x, w, c = x.reshape(x.shape[0], -1).double().cpu(), w.double().cpu(), c.cpu()
             self.count.index_add_(0, c, torch.ones_like(w))
             self.sum_x.index_add_(0, c, x)
             self.sum_sq.index_add_(0, c, x.pow(2).sum(1))
             self.sum_w.index_add_(0, c, w)
             self.sum_wx.index_add_(0, c, w[:, None] * x)
-        if reduce:  # distributed: every rank summed its share of the batches
+        if distributed:  # every rank summed its share of the batches
             for name in ("count", "sum_x", "sum_sq", "sum_w", "sum_wx"):
                 setattr(self, name, _dist.all_sum(getattr(self, name)))
 
@@ -472,17 +478,11 @@ class W1Estimator:
             raise ValueError(f"X and Y must have the same sample shape, got {sx.shape} and {sy.shape}")
         return sx, sy
 
-    def _share(self, batches: Iterator) -> Iterator:
-        """This rank's batches: every ``world_size``-th one (all of them in one process)."""
-        if not self.distributed:
-            return iter(batches)
-        return itertools.islice(batches, _dist.rank(), None, _dist.world_size())
-
     @torch.no_grad()
     def _moments(self, critic: nn.Module, source, mask: Tensor) -> _Moments:
         critic.eval()
         out = _Moments(mask.numel())
-        for x, w, c in self._share(source.batches(mask, _EVAL_BATCH)):
+        for x, w, c in _share(source.batches(mask, _EVAL_BATCH), self.distributed):
             out.add(critic(x), w, c)
         if self.distributed:
             out.s = _dist.all_sum(out.s)
@@ -588,7 +588,7 @@ class W1Estimator:
         for i, s in enumerate((sx, sy)):
             s.assign(self.folds, self.fractions, rng, self.seed * 2 + i)
         n_cells = 2 * _groups(self.folds)
-        stats = [_Stats(s, n_cells, self._share, self.distributed) for s in (sx, sy)]
+        stats = [_Stats(s, n_cells, self.distributed) for s in (sx, sy)]
         self._check_parts(stats)
         critics, selected, history, values, variances, in_sample = [], [], [], [], [], []
         for k in range(self.folds):
