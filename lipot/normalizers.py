@@ -42,15 +42,18 @@ __all__ = [
     "DEFAULT_EPS_BJORCK",
     "DEFAULT_MAXITER_BJORCK",
     "DEFAULT_BETA_BJORCK",
+    "DEFAULT_EPS_BJORCK_ORTHO",
     "power_iteration",
     "operator_power_iteration",
     "check_bjorck_beta",
     "bjorck_orthonormalize",
     "polar_tangent",
     "frobenius_normalize",
+    "aol_normalize",
     "spectral_normalize",
     "conv_count_bound",
     "conv_coefficient",
+    "padding_copy_bound",
     "deel_conv_coefficient",
 ]
 
@@ -59,6 +62,11 @@ DEFAULT_MAXITER_SPECTRAL = 10
 DEFAULT_EPS_BJORCK = 1e-3
 DEFAULT_MAXITER_BJORCK = 15
 DEFAULT_BETA_BJORCK = 0.5
+DEFAULT_EPS_BJORCK_ORTHO = 1e-6
+"""Björck target for the factors of the orthogonal convolutions (:mod:`lipot.nn.ortho_conv`):
+several factors compose into one kernel, so each is made orthonormal to float32 accuracy (one
+Björck step more than ``DEFAULT_EPS_BJORCK`` near convergence) for the convolution's singular
+values to be within 1e-4 of 1."""
 
 # Spectrum ceiling certified before the first Björck step (< sqrt(3) with room for float32
 # rounding of the Gram matrix).
@@ -199,9 +207,10 @@ def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
     return 1.5 * w - 0.5 * (left @ right)
 
 
-def _check_finite(value: Tensor) -> None:
+def _check_finite(value: Tensor | float) -> None:
     """Raise a clear error when a weight norm is NaN/Inf (a diverged training run)."""
-    if not bool(torch.isfinite(value).all()):
+    finite = math.isfinite(value) if isinstance(value, float) else bool(torch.isfinite(value).all())
+    if not finite:
         raise ValueError(
             "weight contains NaN or Inf values (or overflows float32): training has probably "
             "diverged; lower the learning rate or reload a checkpoint"
@@ -218,33 +227,46 @@ def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
     The infinity-norm of the Gram matrix bounds :math:`\sigma_{max}^2` for free; where it exceeds
     the ceiling, a Cholesky factorization of :math:`2.9 I - G` is tried as a certificate (eager
     mode only), and only matrices without a certificate are divided by
-    :math:`\sqrt{\lVert G\rVert_\infty / 2.9}`.
+    :math:`\sqrt{\lVert G\rVert_\infty / 2.9}`. In eager mode the same bound (one host read)
+    also checks that the weight is finite: it is NaN/Inf iff some Gram entry is.
     """
     bound = gram.abs().sum(-1).amax(-1)
-    needs = bound > _PRESCALE_CEILING
     if not _is_compiling():
-        if not bool(needs.any()):
+        top = float(bound.detach().max())
+        _check_finite(top)
+        if top <= _PRESCALE_CEILING:
             return w, gram
+        needs = bound > _PRESCALE_CEILING
         certificate = torch.linalg.cholesky_ex(
             _PRESCALE_CEILING * _identity_like(gram) - gram
         ).info
         needs = needs & (certificate != 0)
+    else:
+        needs = bound > _PRESCALE_CEILING
     factor = torch.where(needs, bound / _PRESCALE_CEILING, torch.ones_like(bound))
     w = w / factor.sqrt()[..., None, None]
     gram = gram / factor[..., None, None]
     return w, gram
 
 
+# Gram matrices up to this size use only the Frobenius norm to decide when to stop: an extra
+# Björck step on such a matrix costs less than a tighter estimate.
+_SMALL_GRAM = 256
+
+
 def _gram_deviation(gram: Tensor) -> Tensor:
     r"""Estimate of :math:`\max_i |\sigma_i^2 - 1| = \lVert G - I\rVert_2` (largest over the batch).
 
-    Minimum of two guaranteed upper bounds (Frobenius and infinity norms of :math:`G - I`) and
-    1.1 times a four-step power-iteration estimate started from the largest row. Used only to
+    The Frobenius norm of :math:`G - I` (a guaranteed upper bound) for Gram matrices up to
+    ``_SMALL_GRAM``; above, the minimum of it, the infinity norm (also an upper bound) and 1.1
+    times a four-step power-iteration estimate started from the largest row. Used only to
     decide when to stop iterating: it affects how close to 1 the singular values get, never the
     upper bound.
     """
     e = gram.detach() - _identity_like(gram)
     frob = e.flatten(-2).norm(dim=-1)
+    if e.shape[-1] <= _SMALL_GRAM:
+        return frob.amax()
     inf = e.abs().sum(-1).amax(-1)
     rows = e.norm(dim=-1)
     idx = rows.argmax(-1)
@@ -284,8 +306,9 @@ def bjorck_orthonormalize(
     (see :func:`_certified_prescale`). Every step then keeps the spectrum in :math:`[0, 1]` and
     drives it to 1 quadratically (:math:`1-\sigma \mapsto \tfrac12(1-\sigma)^2(\sigma+2)`).
     Iteration stops once the estimated :math:`\max|\sigma-1|` is below ``eps`` (or predicted to
-    be after the next step), after at least one step, or after ``maxiter`` steps. Scale the input
-    so that its singular values are near 1 first (spectral normalization) for fast convergence.
+    be after the next step, which is then taken), after at least one step, or after ``maxiter``
+    steps. Scale the input so that its singular values are near 1 first (spectral
+    normalization) for fast convergence.
 
     Args:
         weight: ``(m, n)`` or ``(..., m, n)``; tall matrices get orthonormal columns, wide ones
@@ -306,10 +329,7 @@ def bjorck_orthonormalize(
     _checks.positive_int("maxiter_bjorck", maxiter)
     w = weight
     gram = _gram(w)
-    if not _is_compiling():
-        # trace(G) = ||W||_F^2 is finite iff every entry is and no inner product overflows
-        _check_finite(gram.diagonal(dim1=-2, dim2=-1).sum(-1))
-    w, gram = _certified_prescale(w, gram)
+    w, gram = _certified_prescale(w, gram)  # (also raises on NaN/Inf in eager mode)
     steps, converged = 0, False
     if fixed_iterations is not None:
         for i in range(fixed_iterations):
@@ -319,16 +339,20 @@ def bjorck_orthonormalize(
         steps = fixed_iterations
     else:
         while True:
-            dev = _sigma_deviation(float(_gram_deviation(gram)))
-            if steps >= 1 and dev <= eps:
-                converged = True
-                break
             w = _bjorck_step(w, gram)
             steps += 1
-            converged = 0.5 * dev * dev * (3.0 + dev) <= eps
-            if converged or steps >= maxiter:
-                break
             gram = _gram(w)
+            dev = _sigma_deviation(float(_gram_deviation(gram)))
+            if dev <= eps:
+                converged = True
+                break
+            if steps >= maxiter:
+                break
+            if 0.5 * dev * dev * (3.0 + dev) <= eps:  # the next step reaches eps
+                w = _bjorck_step(w, gram)
+                steps += 1
+                converged = True
+                break
     if return_info:
         return w, steps, converged
     return w
@@ -385,6 +409,47 @@ def frobenius_normalize(weight: Tensor, disjoint_neurons: bool = False) -> Tenso
     if disjoint_neurons:
         return weight / weight.norm(dim=-1, keepdim=True).clamp_min(tiny)
     return weight / weight.flatten(-2).norm(dim=-1).clamp_min(tiny)[..., None, None]
+
+
+def aol_normalize(weight: Tensor, groups: int = 1) -> Tensor:
+    r"""Almost-orthogonal Lipschitz (AOL) rescaling of a dense or convolution weight.
+
+    For a matrix :math:`W` (``(m, n)``), returns :math:`W D` with
+    :math:`D_{ii} = \big(\sum_j |W^\top W|_{ij}\big)^{-1/2}`. Then :math:`\lVert W D\rVert_2 \le 1`
+    for every :math:`W` (Prach & Lampert, *Almost-orthogonal layers for efficient
+    general-purpose Lipschitz networks*, arXiv:2208.03160, Thm. 1: :math:`D W^\top W D` has
+    Gershgorin discs inside :math:`[-1, 1]`), with equality of all singular values to 1 when
+    :math:`W` is already orthonormal (:math:`D = I`).
+
+    For a kernel ``(c_out, c_in / groups, *k)`` the Gram matrix of the circular convolution has
+    the entries of the kernel self-correlation
+    :math:`P_{ij}(\delta) = \sum_{o,t} W_{o i t} W_{o j, t+\delta}`, and
+    :math:`D_{ii} = (\sum_{j,\delta} |P_{ij}(\delta)|)^{-1/2}` scales input channel :math:`i`
+    (Thm. 2 there). The bound holds on every torus (aliasing only merges terms), hence for zero
+    padding (a crop of a circular convolution on a larger torus), any dilation, and any stride
+    (a subsampling). The scale is differentiable.
+    """
+    _checks.positive_int("groups", groups)
+    if weight.dim() == 2:
+        return aol_normalize(weight[:, :, None, None], groups)[:, :, 0, 0]
+    if weight.dim() == 3:
+        return aol_normalize(weight[:, :, None, :], groups)[:, :, 0, :]
+    if weight.dim() != 4:
+        raise ValueError(f"aol_normalize: weight must be 2-D, 3-D or 4-D, got {weight.dim()}-D")
+    c_out, c_in_g, kh, kw = weight.shape
+    if c_out % groups:
+        raise ValueError(f"groups={groups} must divide the weight's first dimension {c_out}")
+    # batch = input channel i of the group, channels = (group, output channel): P per group
+    x = weight.reshape(groups, c_out // groups, c_in_g, kh, kw).permute(2, 0, 1, 3, 4)
+    x = x.reshape(c_in_g, c_out, kh, kw)
+    w = weight.reshape(groups, c_out // groups, c_in_g, kh, kw).permute(0, 2, 1, 3, 4)
+    w = w.reshape(groups * c_in_g, c_out // groups, kh, kw)
+    corr = torch.nn.functional.conv2d(x, w, padding=(kh - 1, kw - 1), groups=groups)
+    # corr[i, (G, j), delta] = P^G_{ji}(delta); sum |.| over j and delta for each (G, i)
+    rows = corr.abs().reshape(c_in_g, groups, c_in_g, -1).sum(dim=(2, 3))  # (i, G)
+    scale = rows.clamp_min(torch.finfo(weight.dtype).tiny).rsqrt().t()  # (G, i)
+    scaled = weight.reshape(groups, c_out // groups, c_in_g, kh, kw) * scale[:, None, :, None, None]
+    return scaled.reshape(weight.shape)
 
 
 def _certified_below(weight: Tensor, bound: Tensor) -> Tensor:
@@ -501,6 +566,35 @@ def _spatial_dims(dims: int | None, *args) -> int:
     return 2
 
 
+def _max_incidence(kernel_size, stride, padding, dilation, padding_mode, input_size, dims,
+                   copies: bool) -> float:
+    """sqrt of the largest per-pixel count, a product over the spatial axes: (window, tap)
+    reads of the convolution, or with ``copies`` the copies made by the padding alone."""
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+    n = _spatial_dims(dims, kernel_size, stride, padding, dilation, input_size)
+    ks = _checks.int_tuple("kernel_size", kernel_size, n)
+    if any(k < 1 for k in ks):
+        raise ValueError(f"kernel_size must be >= 1, got {kernel_size!r}")
+    st = _checks.int_tuple("stride", stride, n)
+    dl = _checks.int_tuple("dilation", dilation, n)
+    if any(s < 1 for s in st) or any(d < 1 for d in dl):
+        raise ValueError(f"stride and dilation must be >= 1, got {stride!r}, {dilation!r}")
+    pads = _resolve_padding(padding, ks, dl, st)
+    sizes = None if input_size is None else _checks.int_tuple("input_size", input_size, n)
+    total = 1
+    for d in range(n):
+        k, s, dil = (1, 1, 1) if copies else (ks[d], st[d], dl[d])
+        if sizes is not None:
+            lengths = [sizes[d]]
+        else:
+            lo = _min_length(pads[d], padding_mode, k, dil)
+            reach = pads[d][0] + pads[d][1] + dil * (k - 1) + s
+            lengths = range(lo, lo + 4 * reach + 8)
+        total *= max(_max_incidence_1d(L, k, s, dil, pads[d], padding_mode) for L in lengths)
+    return math.sqrt(total)
+
+
 def conv_count_bound(
     kernel_size: int | Sequence[int],
     stride: int | Sequence[int] = 1,
@@ -531,31 +625,7 @@ def conv_count_bound(
     bound (a 3×3 conv with an orthonormal tall kernel has norm exactly 3 but deel-lip scales it
     as if it were ~2.5 on 4×4 inputs); lipot does not implement it.
     """
-    if padding_mode not in _PADDING_MODES:
-        raise ValueError(
-            f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
-        )
-    n = _spatial_dims(dims, kernel_size, stride, padding, dilation, input_size)
-    ks = _checks.int_tuple("kernel_size", kernel_size, n)
-    if any(k < 1 for k in ks):
-        raise ValueError(f"kernel_size must be >= 1, got {kernel_size!r}")
-    st = _checks.int_tuple("stride", stride, n)
-    dl = _checks.int_tuple("dilation", dilation, n)
-    if any(s < 1 for s in st) or any(d < 1 for d in dl):
-        raise ValueError(f"stride and dilation must be >= 1, got {stride!r}, {dilation!r}")
-    pads = _resolve_padding(padding, ks, dl, st)
-    sizes = None if input_size is None else _checks.int_tuple("input_size", input_size, n)
-    total = 1
-    for d in range(n):
-        mode = padding_mode
-        if sizes is not None:
-            lengths = [sizes[d]]
-        else:
-            lo = _min_length(pads[d], mode, ks[d], dl[d])
-            reach = pads[d][0] + pads[d][1] + dl[d] * (ks[d] - 1) + st[d]
-            lengths = range(lo, lo + 4 * reach + 8)
-        total *= max(_max_incidence_1d(L, ks[d], st[d], dl[d], pads[d], mode) for L in lengths)
-    return math.sqrt(total)
+    return _max_incidence(kernel_size, stride, padding, dilation, padding_mode, input_size, dims, False)
 
 
 def conv_coefficient(
@@ -570,6 +640,30 @@ def conv_coefficient(
     """The factor lipot multiplies a kernel with ``||R(W)|| <= 1`` by: ``1 / conv_count_bound``."""
     bound = conv_count_bound(kernel_size, stride, padding, dilation, padding_mode, input_size, dims)
     return 1.0 / bound
+
+
+def padding_copy_bound(
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    padding_mode: str = "zeros",
+    input_size: int | Sequence[int] | None = None,
+    dims: int | None = None,
+) -> float:
+    r"""Operator norm of the padding step :math:`E` of a reflect / replicate padded layer:
+    :math:`\sqrt{\max_i c_i}`, :math:`c_i` the number of copies of input pixel :math:`i` in
+    the padded tensor (1 for zeros; circular padding is not a copy bound's business: the
+    orthogonal and AOL layers treat it as a torus).
+
+    A layer that applies a valid (unpadded) convolution of norm :math:`\le 1` to :math:`E x`
+    has norm :math:`\le \lVert E\rVert`, so dividing it by this bound makes it 1-Lipschitz.
+    Like :func:`conv_count_bound`, the maximum is over every input size unless ``input_size``
+    is given.
+    """
+    if padding_mode in ("zeros", "circular"):
+        return 1.0
+    return _max_incidence(kernel_size, stride, padding, dilation, padding_mode, input_size, dims, True)
 
 
 def deel_conv_coefficient(

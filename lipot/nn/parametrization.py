@@ -17,6 +17,9 @@ output channels), normalizes them with :mod:`lipot.normalizers`, and multiplies 
   singular value (:func:`lipot.normalizers.spectral_normalize`).
 * ``"frobenius"``: division by the Frobenius norm (per matrix, or per row with
   ``disjoint_neurons``).
+* ``"aol"`` (AOL* layers): the closed-form almost-orthogonal rescaling of the input channels
+  (:func:`lipot.normalizers.aol_normalize`), on the weight in its own shape (a kernel's
+  self-correlation for convolutions).
 
 Caching: when no gradient is needed (``torch.no_grad()``, or a frozen weight), the normalized
 weight is computed once and reused until the raw weight changes. The cache key is the tensor's
@@ -49,6 +52,7 @@ from ..normalizers import (
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
     _is_compiling,
+    aol_normalize,
     bjorck_orthonormalize,
     check_bjorck_beta,
     frobenius_normalize,
@@ -57,7 +61,7 @@ from ..normalizers import (
     spectral_normalize,
 )
 
-METHODS = ("bjorck", "spectral", "frobenius")
+METHODS = ("bjorck", "spectral", "frobenius", "aol")
 
 # Björck steps used under torch.compile (no convergence test is possible there).
 COMPILED_BJORCK_STEPS = 12
@@ -68,7 +72,7 @@ class LipschitzWeight(nn.Module):
 
     Args:
         weight: the raw weight (used for its shape, dtype and device).
-        method: ``"bjorck"``, ``"spectral"`` or ``"frobenius"``.
+        method: ``"bjorck"``, ``"spectral"``, ``"frobenius"`` or ``"aol"``.
         groups: number of independent matrices (convolution groups).
         coefficient: extra factor (convolution correction); the layer is
             ``k_coef_lip``-Lipschitz when ``coefficient`` times the normalized matrix norm bounds
@@ -129,23 +133,28 @@ class LipschitzWeight(nn.Module):
 
     # ---- normalization --------------------------------------------------------------------
 
-    def _prescale(self, m: Tensor) -> Tensor:
-        """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6).
+    def _prescale(self, m: Tensor, warm: bool = False) -> Tensor:
+        """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6), or
+        the RMS singular value alone when ``warm`` (the matrix is an orthonormal one plus one
+        optimizer update: its spectrum is already clustered around the RMS value, and the power
+        iteration would cost more, in small operations, than the Björck steps it saves).
 
         A constant for autograd (the polar factor is scale invariant); soundness does not depend
         on it, since :func:`bjorck_orthonormalize` certifies its own starting spectrum.
         """
         with torch.no_grad():
+            rank = min(m.shape[-2], m.shape[-1])
+            rms = m.detach().flatten(-2).norm(dim=-1) / math.sqrt(rank)
+            if warm:
+                return rms.clamp_min(torch.finfo(m.dtype).tiny)
             sigma, u = power_iteration(m.detach(), self.u, self.eps_spectral, self.maxiter_spectral)
             if self.training:
                 self.u.copy_(u)
-            rank = min(m.shape[-2], m.shape[-1])
-            rms = m.detach().flatten(-2).norm(dim=-1) / math.sqrt(rank)
             return torch.maximum(rms, sigma / 1.6).clamp_min(torch.finfo(m.dtype).tiny)
 
-    def _orthonormalize(self, m: Tensor, fixed_iterations: int | None = None) -> Tensor:
+    def _orthonormalize(self, m: Tensor, fixed_iterations: int | None = None, warm: bool = False) -> Tensor:
         q, steps, converged = bjorck_orthonormalize(
-            m / self._prescale(m)[:, None, None],
+            m / self._prescale(m, warm)[:, None, None],
             eps=self.eps_bjorck,
             maxiter=self.maxiter_bjorck,
             beta=self.beta_bjorck,
@@ -164,8 +173,11 @@ class LipschitzWeight(nn.Module):
             )
         return q
 
-    def _normalized(self, x: Tensor) -> Tensor:
-        """The normalized matrices (without the scale), differentiable w.r.t. ``x``."""
+    def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        """The normalized matrices (without the scale), differentiable w.r.t. ``x``
+        (``projected``: whether ``x`` is known to be its own polar factor; checked if None)."""
+        if self.method == "aol":
+            return aol_normalize(x, self.groups)
         m = self._matrix(x)
         if self.method == "frobenius":
             return frobenius_normalize(m, self.disjoint_neurons)
@@ -178,7 +190,7 @@ class LipschitzWeight(nn.Module):
             return out
         if _is_compiling():
             return self._orthonormalize(m, fixed_iterations=COMPILED_BJORCK_STEPS)
-        if self._is_projected(x):
+        if projected if projected is not None else self._is_projected(x):
             return polar_tangent(m)
         return self._orthonormalize(m)
 
@@ -197,23 +209,33 @@ class LipschitzWeight(nn.Module):
             return False
         return bool(torch.equal(x.detach().sum(), projected[2]))
 
-    def _project(self, x: Tensor) -> None:
-        """Replace the raw weight by its polar factor (same function, orthonormal raw weight)."""
-        if self._is_projected(x) or not x.is_leaf:
-            return
+    def _project(self, x: Tensor) -> bool:
+        """Replace the raw weight by its polar factor (same function, orthonormal raw weight).
+        Returns whether ``x`` is now projected (not for a non-leaf tensor)."""
+        if not x.is_leaf:
+            return False
+        if self._is_projected(x):
+            return True
+        # same storage as the last projection: an orthonormal matrix plus an in-place update
+        warm = self._projected is not None and self._projected[1] == x.data_ptr()
         with torch.no_grad():
-            q = self._orthonormalize(self._matrix(x))
+            q = self._orthonormalize(self._matrix(x), warm=warm)
             x.copy_(q.reshape(x.shape))
             self._projected = (x._version, x.data_ptr(), x.sum())
+        return True
 
     # ---- forward ---------------------------------------------------------------------------
 
     def forward(self, x: Tensor) -> Tensor:
+        projected = None
         if self.method == "bjorck" and self.training and not _is_compiling():
-            self._project(x)
+            projected = self._project(x)
         if _is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
-            return (self.scale * self._normalized(x)).reshape(x.shape)
+            return self._scaled(self._normalized(x, projected)).reshape(x.shape)
         return self._cached(x)
+
+    def _scaled(self, w: Tensor) -> Tensor:
+        return w if self.scale == 1.0 else self.scale * w
 
     def _cache_key(self, x: Tensor) -> tuple:
         # (coefficient is fixed at construction; k_coef_lip can change)
@@ -230,7 +252,7 @@ class LipschitzWeight(nn.Module):
         if hit is not None:
             return hit
         with torch.no_grad():
-            w = (self.scale * self._normalized(x)).reshape(x.shape)
+            w = self._scaled(self._normalized(x)).reshape(x.shape)
         self._cache = (self._cache_key(x), w)
         return w
 
