@@ -16,7 +16,8 @@ arXiv:1802.04034; Leino, Wang & Fredrikson, GloRo, arXiv:2102.08452):
 :math:`L` must bound the network as it is, so :func:`lipschitz_bound` computes it from the
 actual weights: the product of each layer's exact operator norm (float64 SVD for linear layers;
 for convolutions, the exact norm of a circular convolution that contains the zero-padded,
-strided one, computed by FFT and a polyphase decomposition), not the layers' nominal claims.
+strided one, or of the circular convolution itself, computed by FFT and a polyphase
+decomposition in :mod:`lipot.operator_norms`), not the layers' nominal claims.
 """
 
 from __future__ import annotations
@@ -25,14 +26,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .nn.base import LipschitzModule, _torch_module_bound, nominal_lipschitz
 from .nn.residual import LipResidual
-from .normalizers import _resolve_padding, conv_count_bound
+from .normalizers import _resolve_padding, conv_count_bound, padding_copy_bound
+from .operator_norms import (
+    NUMERIC_MARGIN,
+    _effective_weight,
+    circular_tiles,
+    conv_operator_norm,
+    conv_operator_norm_lower,
+    linear_operator_norm,
+)
 
 __all__ = [
     "LayerBound",
@@ -45,10 +53,6 @@ __all__ = [
     "certified_accuracy",
     "CertifiedAccuracy",
 ]
-
-NUMERIC_MARGIN = 1e-9
-"""Relative margin added to every float64 operator norm (covers the SVD's backward error, a few
-1e-16 times the matrix size)."""
 
 
 @dataclass
@@ -63,160 +67,50 @@ class LayerBound:
     method: str
 
 
-# ----------------------------------------------------------------------------- operator norms
-
-
-def linear_operator_norm(weight: Tensor) -> float:
-    """Spectral norm of a weight matrix: float64 SVD, times ``1 + NUMERIC_MARGIN``."""
-    w = weight.detach().to("cpu", torch.float64)
-    if w.numel() == 0:
-        return 0.0
-    return float(torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2)) * (1 + NUMERIC_MARGIN)
-
-
-def _axis_plan(size: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int], extra: int = 0):
-    """Torus length and, per tap, the (phase, shift) of the polyphase decomposition."""
-    out = (size + pad[0] + pad[1] - dilation * (kernel - 1) - 1) // stride + 1
-    if out < 1:
-        raise ValueError(f"input size {size} is too small for kernel {kernel} (dilation {dilation})")
-    # reads of true index -p_l..H-1+p_r must land in the zero region [H, N) when outside [0, H)
-    n = max(size + max(pad), stride * out)
-    n = -(-n // stride) * stride + stride * extra  # a multiple of the stride
-    taps = []
-    for j in range(kernel):
-        offset = dilation * j - pad[0]  # output n reads input stride * n + offset
-        phase = offset % stride
-        taps.append((phase, (offset - phase) // stride))
-    return n // stride, taps
-
-
-def conv_operator_norm(
-    weight: Tensor,
-    input_size: Sequence[int],
-    stride: Sequence[int] | int = 1,
-    padding: Sequence[int] | int | str = 0,
-    dilation: Sequence[int] | int = 1,
-    groups: int = 1,
-) -> float:
-    r"""Guaranteed upper bound on the :math:`\ell_2` operator norm of a zero-padded convolution
-    (``torch.nn.functional.conv1d/conv2d`` semantics) on inputs of spatial size ``input_size``.
-
-    The convolution equals *crop* ∘ (circular convolution on a torus of length
-    :math:`N \ge H + \max(p_l, p_r)`, a multiple of the stride, where every padded read falls on
-    the zeros of the embedding) ∘ *zero embedding*; the embedding is
-    an isometry and the crop a contraction, so its norm is at most the circular one. Splitting the
-    torus input into its :math:`s_1 s_2` stride phases turns the strided circular convolution
-    into a stride-1 one on the :math:`N/s` torus with :math:`C_{in} s_1 s_2` channels, which the
-    DFT block-diagonalizes: the norm is :math:`\max_\omega \sigma_{\max}(\hat K(\omega))`
-    (Sedghi, Gupta & Long, arXiv:1805.10408), computed in float64. The bound tends to the exact
-    norm as the input grows; it is exact for circular convolutions.
-    """
-    w = weight.detach().to("cpu", torch.float64).numpy()
-    spatial = w.ndim - 2
-    if spatial not in (1, 2):
-        raise ValueError(f"conv_operator_norm handles 1-D and 2-D kernels, got {w.ndim - 2}-D")
-    if len(input_size) != spatial:
-        raise ValueError(f"input_size {tuple(input_size)} must have {spatial} entries")
-
-    def expand(v):
-        return tuple(v) if isinstance(v, (tuple, list)) else (v,) * spatial
-
-    stride, dilation = expand(stride), expand(dilation)
-    pads = _resolve_padding(padding, w.shape[2:], dilation, stride)
-    if spatial == 1:  # treat as 2-D with a height-1 axis
-        w = w[:, :, None, :]
-        input_size, stride, dilation, pads = (1, *input_size), (1, *stride), (1, *dilation), [(0, 0), *pads]
-    out_per_group = w.shape[0] // groups
-    best = 0.0
-    for g in range(groups):
-        kernel = w[g * out_per_group:(g + 1) * out_per_group]
-        best = max(best, _circular_norm(kernel, input_size, stride, dilation, pads))
-    return best * (1 + NUMERIC_MARGIN)
-
-
-def _circular_norm(kernel, input_size, stride, dilation, pads) -> float:
-    """Minimum over a few valid torus sizes (each gives an upper bound)."""
-    return min(_circular_norm_on(kernel, input_size, stride, dilation, pads, e) for e in range(3))
-
-
-def _circular_norm_on(kernel, input_size, stride, dilation, pads, extra: int) -> float:
-    c_out, c_in, k1, k2 = kernel.shape
-    m1, taps1 = _axis_plan(input_size[0], k1, stride[0], dilation[0], pads[0], extra if input_size[0] > 1 else 0)
-    m2, taps2 = _axis_plan(input_size[1], k2, stride[1], dilation[1], pads[1], extra)
-    s1, s2 = stride
-    freq1 = np.exp(2j * np.pi * np.arange(m1) / m1)
-    freq2 = np.exp(2j * np.pi * np.arange(m2) / m2)
-    symbol = np.zeros((m1, m2, c_out, s1 * s2 * c_in), dtype=np.complex128)
-    for j1, (r1, q1) in enumerate(taps1):
-        for j2, (r2, q2) in enumerate(taps2):
-            phase = np.outer(freq1**q1, freq2**q2)  # e^{2 pi i (w1 q1 / m1 + w2 q2 / m2)}
-            block = (r1 * s2 + r2) * c_in
-            symbol[:, :, :, block:block + c_in] += phase[:, :, None, None] * kernel[:, :, j1, j2]
-    return float(np.linalg.svd(symbol, compute_uv=False)[..., 0].max())
-
-
-def conv_operator_norm_lower(module: nn.Module, input_shape: Sequence[int], iterations: int = 50) -> float:
-    """Lower estimate of a conv module's operator norm on inputs of ``input_shape`` (no batch
-    axis): float64 power iteration on :math:`A^\\top A` through autograd, with the module's own
-    padding, stride and dilation (any finite number of steps gives a lower bound)."""
-    weight = _effective_weight(module).to("cpu", torch.float64)
-    x = torch.randn(1, *input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    sigma = 0.0
-    for _ in range(iterations):
-        x = (x / x.norm()).requires_grad_(True)
-        y = _linear_part(module, weight, x)
-        sigma = float(y.detach().norm())
-        (grad,) = torch.autograd.grad(0.5 * y.pow(2).sum(), x)
-        x = grad.detach()
-    return sigma
-
-
-def _linear_part(conv: nn.Module, weight: Tensor, x: Tensor) -> Tensor:
-    """The conv without its bias, with ``weight`` (same settings as ``conv``)."""
-    if isinstance(conv, nn.ConvTranspose2d):
-        return nn.functional.conv_transpose2d(
-            x, weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation
-        )
-    return nn.Conv2d._conv_forward(conv, x, weight, None) if isinstance(conv, nn.Conv2d) else \
-        nn.Conv1d._conv_forward(conv, x, weight, None)
-
-
 # ----------------------------------------------------------------------------- the model walk
 
 
-def _effective_weight(module: nn.Module) -> Tensor:
-    """The weight the module's forward uses (lipot layers: the constrained weight)."""
+def _operator_input_size(module: nn.Module, shape: tuple[int, ...], weight: Tensor) -> tuple[int, ...]:
+    """Spatial size of the input of the convolution whose operator norm bounds the layer:
+    the layer's own input, or for a transposed convolution (the adjoint of ``conv2d`` with the
+    same weight, stride, padding and groups) its output."""
+    if not isinstance(module, nn.ConvTranspose2d):
+        return tuple(shape[1:])
     with torch.no_grad():
-        if hasattr(module, "_constrained_weight"):
-            return module._constrained_weight().detach()
-        return module.weight.detach()
+        out = module(torch.zeros(1, *shape, device=weight.device, dtype=weight.dtype))
+    return tuple(out.shape[2:])
 
 
 def _conv_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
+    """The tightest guaranteed bound lipot knows for this padding mode (see
+    :func:`lipschitz_bound`)."""
     weight = _effective_weight(module)
-    transposed = isinstance(module, nn.ConvTranspose2d)
-    if transposed:
-        # the adjoint of conv2d(weight) acting on the transposed conv's output size
-        with torch.no_grad():
-            out = module(torch.zeros(1, *shape, device=weight.device, dtype=weight.dtype))
-        size = tuple(out.shape[2:])  # conv_transpose2d(W) is the adjoint of conv2d(W) on this size
-        if module.groups != 1:
-            raise ValueError("lipschitz_bound: grouped ConvTranspose2d is not supported")
-    else:
-        size = tuple(shape[1:])
-    if module.padding_mode == "zeros":
-        bound = conv_operator_norm(weight, size, module.stride, module.padding, module.dilation, module.groups)
-        return bound, "conv FFT/polyphase (float64)"
-    # reflect / replicate / circular: ||conv|| <= sqrt(max incidence) * ||reshaped kernel||
-    count = conv_count_bound(
-        module.kernel_size, module.stride, getattr(module, "_padding_arg", module.padding),
-        module.dilation, module.padding_mode, input_size=size,
-    )
+    size = _operator_input_size(module, shape, weight)
+    mode = module.padding_mode
+    padding = getattr(module, "_padding_arg", module.padding)
+    settings = (module.stride, padding, module.dilation, module.groups)
+    if mode == "zeros":
+        return conv_operator_norm(weight, size, *settings), "conv FFT/polyphase (float64)"
+    pads = _resolve_padding(padding, module.kernel_size, module.dilation, module.stride)
+    axes = zip(size, module.kernel_size, module.stride, module.dilation, pads)
+    if mode == "circular" and all(circular_tiles(*axis) for axis in axes):
+        bound = conv_operator_norm(weight, size, *settings, padding_mode="circular")
+        return bound, "circular conv FFT/polyphase (float64, exact on the input torus)"
+    # ||conv|| <= sqrt(max incidence) * ||reshaped kernel||
+    count = conv_count_bound(module.kernel_size, module.stride, padding, module.dilation, mode, input_size=size)
     per_group = weight.shape[0] // module.groups
     norms = [
         linear_operator_norm(weight[g * per_group:(g + 1) * per_group]) for g in range(module.groups)
     ]
-    return count * max(norms), f"count bound x kernel SVD ({module.padding_mode} padding)"
+    bound, method = count * max(norms), f"count bound x kernel SVD ({mode} padding)"
+    if mode in ("reflect", "replicate"):
+        # padding copies pixels (norm sqrt(max copies)), then a valid convolution
+        copies = padding_copy_bound(module.kernel_size, module.stride, padding, module.dilation, mode, input_size=size)
+        padded = tuple(n + left + right for n, (left, right) in zip(size, pads))
+        valid = copies * conv_operator_norm(weight, padded, module.stride, 0, module.dilation, module.groups)
+        if valid < bound:
+            bound, method = valid, f"padding copies x valid conv FFT ({mode} padding)"
+    return bound, method
 
 
 def _batchnorm_bound(module: nn.modules.batchnorm._BatchNorm) -> float:
@@ -318,8 +212,10 @@ def lipschitz_bound(model: nn.Module, input_shape: Sequence[int]) -> float:
 
     It is the product of per-layer bounds: exact float64 spectral norms for linear layers,
     :func:`conv_operator_norm` for zero-padded convolutions (exact for the circular embedding,
-    hence an upper bound for the actual padding and stride), a count bound times the kernel norm
-    for other padding modes, ``max |gamma|/sqrt(var + eps)`` for eval-mode batch norm, and the
+    hence an upper bound for the actual padding and stride), the exact FFT norm on the input
+    torus for circular padding whose stride windows tile the input (else a count bound times the
+    kernel norm), the smaller of that count bound and (norm of the padding's copies) × (valid
+    convolution's FFT norm) for reflect / replicate padding, ``max |gamma|/sqrt(var + eps)`` for eval-mode batch norm, and the
     analytic constants of weight-free layers. ``nn.Sequential``, ``lipot.Sequential`` and
     ``LipResidual`` are walked; anything else raises ``ValueError`` (never a guess).
     """
