@@ -4,7 +4,20 @@ certified robustness and Lipschitz audits.
 Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
 """
 
-from . import audit, certify, data, distributed, functional, losses, models, normalizers, ot, training, wasserstein
+from . import (
+    audit,
+    certify,
+    data,
+    distributed,
+    functional,
+    losses,
+    models,
+    normalizers,
+    operator_norms,
+    ot,
+    training,
+    wasserstein,
+)
 from .audit import attack_radius, audit_certificates, lipschitz_lower_bound
 from .certify import certified_accuracy, certified_radius, lipschitz_bound
 from .export import vanilla_export, vanilla_model
@@ -26,6 +39,7 @@ __all__ = [
     "losses",
     "models",
     "normalizers",
+    "operator_norms",
     "training",
     "ot",
     "wasserstein",

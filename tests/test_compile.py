@@ -28,9 +28,24 @@ def small_model():
     )
 
 
-def run_compiled(backend):
+def ortho_model():
+    """Orthogonal and AOL convolutions (circular and strided) and an orthogonal transposed conv."""
+    torch.manual_seed(0)
+    return lipot.Sequential(
+        lipot.OrthoConv2d(1, 4, 4, stride=2, padding=1, padding_mode="circular"),
+        lipot.GroupSort2(),
+        lipot.AOLConv2d(4, 4, 3, padding=1),
+        lipot.OrthoConvTranspose2d(4, 2, 3, padding=1),
+        torch.nn.Flatten(),
+        lipot.SpectralLinear(2 * 4 * 4, 8),
+        lipot.GroupSort2(),
+        lipot.SpectralLinear(8, 1),
+    )
+
+
+def run_compiled(backend, make_model=small_model):
     torch._dynamo.reset()
-    model = small_model()
+    model = make_model()
     x = torch.randn(8, 1, 8, 8)
     eager_out = model(x)
     eager_out.sum().backward()
@@ -57,10 +72,12 @@ def run_compiled(backend):
     assert max(measured.values()) <= 1 + 1e-4
 
 
-def test_compile_fullgraph_aot_eager():
-    run_compiled("aot_eager")
+@pytest.mark.parametrize("make_model", [small_model, ortho_model])
+def test_compile_fullgraph_aot_eager(make_model):
+    run_compiled("aot_eager", make_model)
 
 
 @pytest.mark.slow
-def test_compile_fullgraph_inductor():
-    run_compiled("inductor")
+@pytest.mark.parametrize("make_model", [small_model, ortho_model])
+def test_compile_fullgraph_inductor(make_model):
+    run_compiled("inductor", make_model)

@@ -3,12 +3,14 @@
 See the "which layers are safe" table in README.md.
 """
 
+from .aol import AOLConv2d, AOLLinear
 from .activation import FullSort, GroupSort, GroupSort2, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
 from .base import LipschitzModule, nominal_lipschitz
 from .containers import Sequential
 from .conv import FrobeniusConv2d, SpectralConv1d, SpectralConv2d, SpectralConvTranspose2d
 from .linear import FrobeniusLinear, SpectralLinear
 from .normalization import BatchCentering, LayerCentering
+from .ortho_conv import OrthoConv2d, OrthoConvTranspose2d
 from .parametrization import LipschitzWeight
 from .pooling import (
     ScaledAdaptativeL2NormPool2d,
@@ -27,6 +29,10 @@ __all__ = [
     "SpectralConv2d",
     "FrobeniusConv2d",
     "SpectralConvTranspose2d",
+    "OrthoConv2d",
+    "OrthoConvTranspose2d",
+    "AOLLinear",
+    "AOLConv2d",
     "ScaledAvgPool2d",
     "ScaledAdaptiveAvgPool2d",
     "ScaledL2NormPool2d",

@@ -27,6 +27,7 @@ from ..normalizers import (
     DEFAULT_EPS_SPECTRAL,
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
+    _resolve_padding,
     conv_coefficient,
 )
 from .parametrization import LipschitzWeightLayer, spectral_weight_kwargs
@@ -52,6 +53,27 @@ def _check_conv_settings(
         )
 
 
+def _check_circular_tiling(name: str, size: Sequence[int], kernel: Sequence[int],
+                           stride: Sequence[int], dilation: Sequence[int],
+                           pads: Sequence[tuple[int, int]]) -> None:
+    """Refuse circular inputs on which the output windows would wrap around the torus.
+
+    A circularly padded convolution reads input ``(s*n + d*t - p_left) mod N``; the orthogonal
+    and AOL layers are contractions only while the ``out`` outputs per axis satisfy
+    ``out * s <= N`` (the stride windows of the torus are then read at most once).
+    """
+    for n, k, s, d, (left, right) in zip(size, kernel, stride, dilation, pads):
+        out = (n + left + right - d * (k - 1) - 1) // s + 1
+        if out * s > n:
+            raise ValueError(
+                f"{name}: circular padding {tuple(pads)} with stride {tuple(stride)} on an input of "
+                f"spatial size {tuple(size)} gives {out} outputs along an axis of length {n}: "
+                "the windows wrap around and read some pixels twice, so the layer would not be "
+                "1-Lipschitz. Use padding (kernel - 1) // 2 (or 'same') and an input size "
+                "divisible by the stride, or padding_mode='zeros'"
+            )
+
+
 def _check_k(k_coef_lip: float) -> float:
     return _checks.positive_float("k_coef_lip", k_coef_lip)
 
@@ -61,11 +83,18 @@ class _ConvMixin(LipschitzWeightLayer):
 
     _plain_class: type
 
+    @staticmethod
+    def _coefficient(kernel_size, stride, padding, dilation, padding_mode) -> float:
+        """Factor that makes a kernel normalized by this layer's method k-Lipschitz as a conv:
+        ``1 / conv_count_bound`` for a reshaped kernel of norm <= 1."""
+        return conv_coefficient(kernel_size, stride, padding, dilation, padding_mode)
+
     def _init_conv(self, padding, k_coef_lip: float, **weight_kwargs) -> None:
         """Validate the settings, compute the correction coefficient, register the weight."""
         self._padding_arg = padding
         _check_conv_settings(type(self).__name__, self.padding_mode, self.stride, self.dilation)
-        coefficient = conv_coefficient(
+        self._pads = _resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
+        coefficient = self._coefficient(
             self.kernel_size, self.stride, padding, self.dilation, self.padding_mode
         )
         self._init_weight(
@@ -91,6 +120,44 @@ class _ConvMixin(LipschitzWeightLayer):
     def vanilla_export(self) -> nn.Module:
         plain = self._plain_class(**self._plain_kwargs())
         return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
+
+
+class _TorusConvMixin(_ConvMixin):
+    """Convolutions whose bound comes from the circular convolution on a torus (orthogonal,
+    AOL): a circularly padded input on which the windows would wrap around is refused."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.padding_mode == "circular":
+            _check_circular_tiling(type(self).__name__, input.shape[2:], self.kernel_size,
+                                   self.stride, self.dilation, self._pads)
+        return self._conv_forward(input, self._constrained_weight(), self.bias)
+
+
+class _TransposedConvMixin(_ConvMixin):
+    """Forward and export of the transposed convolutions (the adjoint of ``conv2d`` with the
+    same weight, stride, padding, dilation and groups: the same operator norm)."""
+
+    @classmethod
+    def _check_padding(cls, padding) -> None:
+        if isinstance(padding, str):
+            raise ValueError(
+                f"{cls.__name__}: padding={padding!r} is not supported by "
+                "torch.nn.ConvTranspose2d; give an int or a tuple"
+            )
+
+    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        output_padding = self._output_padding(
+            input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
+        )
+        return F.conv_transpose2d(
+            input, self._constrained_weight(), self.bias, self.stride, self.padding,
+            output_padding, self.groups, self.dilation,
+        )
+
+    def _plain_kwargs(self) -> dict:
+        kwargs = super()._plain_kwargs()
+        kwargs["output_padding"] = self.output_padding
+        return kwargs
 
 
 _BJORCK_DOC = """
@@ -199,7 +266,7 @@ class FrobeniusConv2d(nn.Conv2d, _ConvMixin):
         self._init_conv(padding, k_coef_lip, method="frobenius")
 
 
-class SpectralConvTranspose2d(nn.ConvTranspose2d, _ConvMixin):
+class SpectralConvTranspose2d(_TransposedConvMixin, nn.ConvTranspose2d):
     __doc__ = (
         r"""``torch.nn.ConvTranspose2d`` with an orthonormalized reshaped kernel scaled by
     ``k_coef_lip / conv_count_bound``. A transposed convolution is the adjoint of the
@@ -233,11 +300,7 @@ class SpectralConvTranspose2d(nn.ConvTranspose2d, _ConvMixin):
         maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
         beta_bjorck: float = DEFAULT_BETA_BJORCK,
     ) -> None:
-        if isinstance(padding, str):
-            raise ValueError(
-                f"SpectralConvTranspose2d: padding={padding!r} is not supported by "
-                "torch.nn.ConvTranspose2d; give an int or a tuple"
-            )
+        self._check_padding(padding)
         nn.ConvTranspose2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, output_padding,
             groups, bias, dilation, padding_mode, device=device, dtype=dtype,
@@ -247,16 +310,3 @@ class SpectralConvTranspose2d(nn.ConvTranspose2d, _ConvMixin):
             **spectral_weight_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
         )
 
-    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
-        output_padding = self._output_padding(
-            input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
-        )
-        return F.conv_transpose2d(
-            input, self._constrained_weight(), self.bias, self.stride, self.padding,
-            output_padding, self.groups, self.dilation,
-        )
-
-    def _plain_kwargs(self) -> dict:
-        kwargs = super()._plain_kwargs()
-        kwargs["output_padding"] = self.output_padding
-        return kwargs

@@ -1,0 +1,99 @@
+r"""Almost-orthogonal Lipschitz (AOL) layers: :class:`AOLLinear` and :class:`AOLConv2d`.
+
+The weight is rescaled in closed form, without iterations (Prach & Lampert, arXiv:2208.03160):
+
+.. math::
+    W \mapsto W D, \qquad D_{ii} = \Big(\sum_j |W^\top W|_{ij}\Big)^{-1/2}
+
+(for a convolution, :math:`W^\top W` is the kernel's self-correlation over channels and
+offsets; :func:`lipot.normalizers.aol_normalize`). :math:`\lVert W D\rVert \le 1` for every
+:math:`W`, so the layer is ``k_coef_lip``-Lipschitz whatever the weights, and it is orthogonal
+exactly when :math:`W` already is (then :math:`D = I`). The rescaling is differentiable and costs
+one small convolution of the kernel with itself: the cheap option next to
+:class:`lipot.OrthoConv2d`, tight once training has made the weight near-orthogonal, loose
+before.
+
+Bounds per padding: zero padding and every stride or dilation (a crop and subsampling of a
+circular convolution on a larger torus); circular padding while the output windows do not wrap
+around (``out * stride <= input size``, checked at every forward); reflect / replicate padding
+divided by :func:`lipot.normalizers.padding_copy_bound`.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..normalizers import padding_copy_bound
+from .conv import _TorusConvMixin, _check_conv_settings
+from .parametrization import LipschitzWeightLayer
+
+__all__ = ["AOLLinear", "AOLConv2d"]
+
+
+class AOLLinear(nn.Linear, LipschitzWeightLayer):
+    r"""``torch.nn.Linear`` with the AOL rescaling :math:`W D` (see the module docstring), times
+    ``k_coef_lip``: ``k_coef_lip``-Lipschitz for every weight, no iterations.
+
+    Args:
+        in_features, out_features, bias, device, dtype: as ``torch.nn.Linear``.
+        k_coef_lip: Lipschitz factor.
+
+    Reference: Prach & Lampert, *Almost-orthogonal layers for efficient general-purpose
+    Lipschitz networks*, arXiv:2208.03160.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 k_coef_lip: float = 1.0, *, device=None, dtype=None) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._init_weight(k_coef_lip, method="aol")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.linear(input, self._constrained_weight(), self.bias)
+
+    def vanilla_export(self) -> nn.Linear:
+        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
+
+
+class AOLConv2d(_TorusConvMixin, nn.Conv2d):
+    r"""``torch.nn.Conv2d`` with the AOL rescaling of its kernel (see the module docstring),
+    times ``k_coef_lip``.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+        padding_mode, device, dtype: as ``torch.nn.Conv2d`` (stride and dilation cannot both
+            exceed 1).
+        k_coef_lip: Lipschitz factor.
+
+    Reference: Prach & Lampert, arXiv:2208.03160 (Thm. 2).
+    """
+
+    _plain_class = nn.Conv2d
+
+    @staticmethod
+    def _coefficient(kernel_size, stride, padding, dilation, padding_mode) -> float:
+        return 1.0 / padding_copy_bound(kernel_size, stride, padding, dilation, padding_mode)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        k_coef_lip: float = 1.0,
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        nn.Conv2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            bias, padding_mode, device=device, dtype=dtype,
+        )
+        self._init_conv(padding, k_coef_lip, method="aol")
