@@ -68,8 +68,13 @@ def _loss(args) -> torch.nn.Module:
 def _arch_kwargs(args, x, num_outputs: int) -> dict:
     if args.arch == "dense":
         return {"in_features": int(x[0].numel()), "hidden": list(args.hidden), "num_classes": num_outputs}
-    return {"in_channels": int(x.shape[1]), "input_size": int(x.shape[-1]), "channels": list(args.channels),
-            "dense": list(args.dense), "num_classes": num_outputs, "convs_per_block": args.convs_per_block}
+    kwargs = {"in_channels": int(x.shape[1]), "input_size": int(x.shape[-1]), "channels": list(args.channels),
+              "dense": list(args.dense), "num_classes": num_outputs, "convs_per_block": args.convs_per_block}
+    # recorded in the checkpoint as resolved, so that it rebuilds the same layers later
+    kwargs["conv"] = args.conv if args.conv is not None else models.DEFAULT_CONV
+    if args.downsample is not None:
+        kwargs["downsample"] = args.downsample
+    return kwargs
 
 
 def _launch(device: str | None) -> tuple[bool, str | torch.device | None]:
@@ -110,7 +115,10 @@ def _load_model(path: str):
     config = state.get("extra", {}).get("config")
     if config is None:
         raise SystemExit(f"{path} has no model config (was it written by `lipot train`?)")
-    model = models.build(config["arch"], **config["arch_kwargs"])
+    kwargs = dict(config["arch_kwargs"])
+    if config["arch"] == "conv":
+        kwargs.setdefault("conv", "spectral")  # checkpoints written before the conv= choice
+    model = models.build(config["arch"], **kwargs)
     model.load_state_dict(state["model"])
     return model.eval(), config
 
@@ -217,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, nargs="+", default=[16, 32], help="conv: channels per block")
     t.add_argument("--dense", type=int, nargs="*", default=[64], help="conv: dense widths")
     t.add_argument("--convs-per-block", type=int, default=1)
+    t.add_argument("--conv", default=None, choices=sorted(models.CONV_LAYERS),
+                   help=f"conv: convolution layer (default {models.DEFAULT_CONV}: exactly orthogonal)")
+    t.add_argument("--downsample", default=None, choices=models.DOWNSAMPLING,
+                   help="conv: halve the resolution by L2-norm pooling (default) or a stride-2 conv")
     t.add_argument("--loss", default="hkr", choices=_LOSSES)
     t.add_argument("--alpha", type=float, default=0.9)
     t.add_argument("--min-margin", type=float, default=1.0)

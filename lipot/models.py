@@ -12,9 +12,39 @@ from typing import Sequence
 from torch import nn
 
 from . import _checks
-from .nn import GroupSort2, ScaledL2NormPool2d, Sequential, SpectralConv2d, SpectralLinear
+from .nn import (
+    AOLConv2d,
+    GroupSort2,
+    OrthoConv2d,
+    ScaledL2NormPool2d,
+    Sequential,
+    SpectralConv2d,
+    SpectralLinear,
+)
 
-__all__ = ["dense_classifier", "dense_critic", "conv_classifier", "ARCHITECTURES", "build"]
+__all__ = [
+    "dense_classifier",
+    "dense_critic",
+    "conv_classifier",
+    "conv_critic",
+    "CONV_LAYERS",
+    "DEFAULT_CONV",
+    "DOWNSAMPLING",
+    "ARCHITECTURES",
+    "build",
+]
+
+CONV_LAYERS = {"ortho": OrthoConv2d, "aol": AOLConv2d, "spectral": SpectralConv2d}
+"""Convolutions the conv builders can use: ``"ortho"`` (exactly orthogonal, gradient-norm
+preserving), ``"aol"`` (closed-form rescaling, cheapest), ``"spectral"`` (deel-torchlip's
+reshaped-kernel scheme: 1-Lipschitz but contracting, ~1/3 for a 3×3 kernel)."""
+
+DEFAULT_CONV = "ortho"
+
+DOWNSAMPLING = ("pool", "stride")
+"""How the conv builders halve the resolution after each block: a 2×2 ``ScaledL2NormPool2d``,
+or a 4×4 stride-2 convolution (+ GroupSort2), as in the 4C3F network of the certified-robustness
+records."""
 
 
 def dense_classifier(
@@ -45,6 +75,12 @@ def dense_critic(in_features: int, hidden: Sequence[int] = (256, 256, 256)) -> S
     return dense_classifier(in_features, hidden, 1)
 
 
+def _conv_layer(conv: str):
+    if conv not in CONV_LAYERS:
+        raise ValueError(f"conv must be one of {sorted(CONV_LAYERS)}, got {conv!r}")
+    return CONV_LAYERS[conv]
+
+
 def conv_classifier(
     in_channels: int = 1,
     input_size: int = 28,
@@ -52,17 +88,27 @@ def conv_classifier(
     dense: Sequence[int] = (64,),
     num_classes: int = 10,
     convs_per_block: int = 1,
+    conv: str = DEFAULT_CONV,
+    downsample: str = "pool",
 ) -> Sequential:
-    """Conv GNP classifier: per entry of ``channels``, ``convs_per_block`` 3×3 ``SpectralConv2d``
-    + ``GroupSort2``, then a 2×2 ``ScaledL2NormPool2d``; then ``Flatten``, dense
-    ``SpectralLinear`` + ``GroupSort2`` layers and a ``SpectralLinear(num_classes)``.
+    """Conv GNP classifier: per entry of ``channels``, ``convs_per_block`` 3×3 convolutions
+    (``padding=1``) + ``GroupSort2``, then a halving of the resolution (``downsample="pool"``:
+    2×2 ``ScaledL2NormPool2d``; ``"stride"``: a 4×4 stride-2 convolution + ``GroupSort2``);
+    then ``Flatten``, dense ``SpectralLinear`` + ``GroupSort2`` layers and a
+    ``SpectralLinear(num_classes)``.
 
-    ``conv_classifier(1, 28, (16, 32), (64,), 10)`` is deel-torchlip's Fashion-MNIST notebook
-    network.
+    ``conv`` picks the convolution (:data:`CONV_LAYERS`); the default ``"ortho"``
+    (:class:`lipot.OrthoConv2d`) keeps the gradient norm through the conv stack, which
+    ``"spectral"`` cannot. ``conv_classifier(1, 28, (16, 32), (64,), 10, conv="spectral")`` is
+    deel-torchlip's Fashion-MNIST notebook network; ``conv_classifier(1, 28, (32, 64),
+    (512, 512), 10, downsample="stride")`` the 4C3F network of the MNIST records.
     """
     _checks.positive_int("in_channels", in_channels)
     size = _checks.positive_int("input_size", input_size)
     _checks.positive_int("convs_per_block", convs_per_block)
+    layer = _conv_layer(conv)
+    if downsample not in DOWNSAMPLING:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLING}, got {downsample!r}")
     layers: list[nn.Module] = []
     width = in_channels
     for c in channels:
@@ -70,11 +116,14 @@ def conv_classifier(
         if c % 2:
             raise ValueError(f"channels must be even for GroupSort2, got {c}")
         for _ in range(convs_per_block):
-            layers += [SpectralConv2d(width, c, 3, padding=1), GroupSort2()]
+            layers += [layer(width, c, 3, padding=1), GroupSort2()]
             width = c
         if size % 2:
             raise ValueError(f"input_size {input_size} must stay even through the 2x2 poolings")
-        layers.append(ScaledL2NormPool2d(2))
+        if downsample == "pool":
+            layers.append(ScaledL2NormPool2d(2))
+        else:
+            layers += [layer(c, c, 4, stride=2, padding=1), GroupSort2()]
         size //= 2
     layers.append(nn.Flatten())
     features = width * size * size
@@ -84,6 +133,13 @@ def conv_classifier(
         features = h
     layers.append(SpectralLinear(features, num_classes))
     return Sequential(*layers)
+
+
+def conv_critic(in_channels: int, input_size: int, conv: str = DEFAULT_CONV) -> Sequential:
+    """The conv KR critic of :func:`lipot.estimate_w1` for square images: the 16-32 conv,
+    dense 64 network of :func:`conv_classifier` with one output (``input_size`` divisible
+    by 4)."""
+    return conv_classifier(in_channels, input_size, (16, 32), (64,), 1, conv=conv)
 
 
 ARCHITECTURES = {"dense": dense_classifier, "conv": conv_classifier}

@@ -18,10 +18,11 @@ with the larger KR value on the selection part is kept:
   closed form, :math:`u \propto \bar x - \bar y` (weighted means). It is optimal for a shift of
   the distribution and does not overfit noise directions the way a network does in high
   dimension (Gaussian shift in d = 784: a GNP network's held-out value is 1.0-1.6 for W1 = 2);
-* a GNP network (:func:`lipot.models.dense_critic`, or a conv critic for square images) trained
-  with Adam on the training part and early-stopped on the selection part. The inputs are rescaled
-  by one scalar :math:`s` (RMS distance to the pooled mean of the training part):
-  :math:`g(x) = s\,f(x/s)` is 1-Lipschitz when :math:`f` is.
+* a GNP network (:func:`lipot.models.dense_critic`, or :func:`lipot.models.conv_critic` for
+  square images, orthogonal convolutions by default) trained with Adam on the training part
+  and early-stopped on the selection part. The inputs are rescaled by one scalar :math:`s`
+  (RMS distance to the pooled mean of the training part): :math:`g(x) = s\,f(x/s)` is
+  1-Lipschitz when :math:`f` is.
 
 **Data.** Arrays and tensors are held in memory. A ``torch.utils.data.Dataset`` or ``DataLoader``
 is *streamed*: each pass reads it in order, samples are assigned to folds and parts by a hash of
@@ -121,7 +122,7 @@ def _weighted_kr(fx: Tensor, fy: Tensor, wx: Tensor, wy: Tensor) -> Tensor:
 
 def _default_critic(shape: tuple[int, ...]) -> nn.Module:
     if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 4 == 0:
-        return models.conv_classifier(shape[0], shape[1], (16, 32), (64,), 1)
+        return models.conv_critic(shape[0], shape[1])
     return models.dense_critic(int(np.prod(shape)))
 
 
@@ -383,7 +384,9 @@ class W1Estimator:
     Args:
         critic: ``None`` (default): per fold, the better on the selection part of the
             closed-form linear critic and a GNP network (:func:`lipot.models.dense_critic` for
-            vectors, a conv critic for square images ``(N, C, H, W)`` with ``H`` divisible by 4);
+            vectors, :func:`lipot.models.conv_critic` for square images ``(N, C, H, W)`` with
+            ``H`` divisible by 4; pass ``critic=lipot.models.conv_critic(C, H, conv="aol")`` to
+            choose its convolution);
             ``"linear"`` or ``"gnp"``: only that one; or a 1-Lipschitz module mapping a batch to
             ``(N,)`` or ``(N, 1)`` values (trained as the network candidate, alone).
         epochs: maximum number of epochs (networks); the selection KR is measured, and early

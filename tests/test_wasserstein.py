@@ -66,7 +66,7 @@ def test_images_get_a_conv_critic():
     x = rng.random((300, 1, 8, 8)).astype(np.float32)
     y = x + 0.5
     res = lipot.estimate_w1(x, y, critic="gnp", epochs=5, folds=1, seed=0)
-    assert isinstance(res.critic.critic[0], lipot.SpectralConv2d)
+    assert isinstance(res.critic.critic[0], lipot.OrthoConv2d)  # the default conv
     assert 0 < res.value <= exact_w1(x.reshape(300, -1), y.reshape(300, -1)) + 1e-5
 
 
