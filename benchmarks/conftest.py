@@ -6,11 +6,17 @@ torch.set_num_threads(2)
 
 
 def pytest_terminal_summary(terminalreporter):
+    from test_conv_layers import INTERLEAVED_CONV_RESULTS
     from test_layers import INTERLEAVED_RESULTS
 
-    if not INTERLEAVED_RESULTS:
-        return
-    terminalreporter.section("eval forward overhead: lipot vs torch.nn, interleaved medians")
-    terminalreporter.write_line(f"{'case':<16}{'torch.nn (ms)':>15}{'lipot (ms)':>13}{'ratio':>8}")
-    for case, t_torch, t_lipot, ratio in INTERLEAVED_RESULTS:
-        terminalreporter.write_line(f"{case:<16}{t_torch * 1e3:>15.3f}{t_lipot * 1e3:>13.3f}{ratio:>8.3f}")
+    if INTERLEAVED_RESULTS:
+        terminalreporter.section("eval forward overhead: lipot vs torch.nn, interleaved medians")
+        terminalreporter.write_line(f"{'case':<16}{'torch.nn (ms)':>15}{'lipot (ms)':>13}{'ratio':>8}")
+        for case, t_torch, t_lipot, ratio in INTERLEAVED_RESULTS:
+            terminalreporter.write_line(f"{case:<16}{t_torch * 1e3:>15.3f}{t_lipot * 1e3:>13.3f}{ratio:>8.3f}")
+    if INTERLEAVED_CONV_RESULTS:
+        terminalreporter.section("convolutions, interleaved medians (ms) and ratio to torch.nn.Conv2d")
+        for case, mode, medians in INTERLEAVED_CONV_RESULTS:
+            base = medians["torch"]
+            cells = "  ".join(f"{impl} {t * 1e3:.2f} ({t / base:.2f}x)" for impl, t in medians.items())
+            terminalreporter.write_line(f"{case:<13}{mode:<6}{cells}")
