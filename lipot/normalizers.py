@@ -338,19 +338,23 @@ def bjorck_orthonormalize(
             w = _bjorck_step(w, gram)
         steps = fixed_iterations
     else:
+        # The deviation of the current Gram matrix predicts the next step's (1 - sigma ->
+        # (1 - sigma)^2 (sigma + 2) / 2). For a large matrix it is estimated before the first
+        # step too (that may save a Gram product); for a small one, estimates cost more than
+        # the products, so the first comes after the first step.
+        dev = None if gram.shape[-1] <= _SMALL_GRAM else _sigma_deviation(float(_gram_deviation(gram)))
         while True:
             w = _bjorck_step(w, gram)
             steps += 1
-            gram = _gram(w)
-            dev = _sigma_deviation(float(_gram_deviation(gram)))
-            if dev <= eps:
+            if dev is not None and 0.5 * dev * dev * (3.0 + dev) <= eps:
                 converged = True
                 break
             if steps >= maxiter:
+                converged = _sigma_deviation(float(_gram_deviation(_gram(w)))) <= eps
                 break
-            if 0.5 * dev * dev * (3.0 + dev) <= eps:  # the next step reaches eps
-                w = _bjorck_step(w, gram)
-                steps += 1
+            gram = _gram(w)
+            dev = _sigma_deviation(float(_gram_deviation(gram)))
+            if dev <= eps:
                 converged = True
                 break
     if return_info:
