@@ -13,6 +13,10 @@ one small convolution of the kernel with itself: the cheap option next to
 :class:`lipot.OrthoConv2d`, tight once training has made the weight near-orthogonal, loose
 before.
 
+The bound is that of the stride-1 convolution, so a strided AOL layer is a contraction that
+cannot be orthogonal (a pixel-unshuffle kernel of stride :math:`s` gets :math:`D = I/s`): use
+:class:`lipot.OrthoConv2d` to down-sample without losing gradient norm.
+
 Bounds per padding: zero padding and every stride or dilation (a crop and subsampling of a
 circular convolution on a larger torus); circular padding while the output windows do not wrap
 around (``out * stride <= input size``, checked at every forward); reflect / replicate padding
@@ -21,6 +25,7 @@ divided by :func:`lipot.normalizers.padding_copy_bound`.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -58,7 +63,10 @@ class AOLLinear(nn.Linear, LipschitzWeightLayer):
 
 class AOLConv2d(_TorusConvMixin, nn.Conv2d):
     r"""``torch.nn.Conv2d`` with the AOL rescaling of its kernel (see the module docstring),
-    times ``k_coef_lip``.
+    times ``k_coef_lip``. The kernel starts as the identity (``torch.nn.init.dirac_``: each
+    input channel copied to one output channel at the centre tap), so with stride 1 the layer
+    starts exactly orthogonal (an isometry, or a co-isometry when
+    ``out_channels < in_channels``) away from the border, as in the reference.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
@@ -97,3 +105,5 @@ class AOLConv2d(_TorusConvMixin, nn.Conv2d):
             bias, padding_mode, device=device, dtype=dtype,
         )
         self._init_conv(padding, k_coef_lip, method="aol")
+        with torch.no_grad():  # identity (Dirac) kernel: the rescaling is then D = I
+            nn.init.dirac_(self.parametrizations.weight.original, groups)
