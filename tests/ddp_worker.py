@@ -27,7 +27,7 @@ LOSSES = {
 
 
 def gnp_model(outputs: int) -> torch.nn.Module:
-    """A small conv GNP network (SpectralConv2d, GroupSort2, L2-norm pooling, SpectralLinear)."""
+    """A small conv GNP network (OrthoConv2d, GroupSort2, L2-norm pooling, SpectralLinear)."""
     torch.manual_seed(0)
     return models.conv_classifier(1, 8, (4, 8), (8,), outputs)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.utils.parametrize import type_before_parametrizations
 
 import lipot
 from lipot import models
@@ -25,6 +26,30 @@ def test_dense_and_conv_classifiers_shapes_and_bounds():
             assert torch.linalg.matrix_norm(jac, 2).item() <= bound
 
 
+@pytest.mark.parametrize("conv", sorted(models.CONV_LAYERS))
+@pytest.mark.parametrize("downsample", models.DOWNSAMPLING)
+def test_conv_choice_and_strided_downsampling(conv, downsample):
+    torch.manual_seed(0)
+    model = models.conv_classifier(1, 8, (4, 8), (8,), 3, conv=conv, downsample=downsample).double().eval()
+    kinds = [type_before_parametrizations(m).__name__ for m in model]
+    expected = {"ortho": "OrthoConv2d", "aol": "AOLConv2d", "spectral": "SpectralConv2d"}[conv]
+    assert kinds.count(expected) == (4 if downsample == "stride" else 2)
+    assert ("ScaledL2NormPool2d" in kinds) == (downsample == "pool")
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    assert model(x).shape == (3, 3)
+    bound = lipot.lipschitz_bound(model, (1, 8, 8))
+    for xi in x:
+        jac = torch.autograd.functional.jacobian(lambda z: model(z[None])[0], xi).reshape(3, -1)
+        assert torch.linalg.matrix_norm(jac, 2).item() <= bound
+    critic = models.conv_critic(1, 8, conv=conv)
+    assert type_before_parametrizations(critic[0]).__name__ == expected and critic(x.float()).shape == (3, 1)
+
+
+def test_default_conv_is_orthogonal():
+    assert models.DEFAULT_CONV == "ortho"
+    assert isinstance(models.conv_classifier()[0], lipot.OrthoConv2d)
+
+
 def test_builder_errors():
     with pytest.raises(ValueError, match="even"):
         models.dense_classifier(4, (3,), 1)
@@ -32,3 +57,7 @@ def test_builder_errors():
         models.conv_classifier(1, 6, (4, 4, 4), (), 2)
     with pytest.raises(ValueError, match="unknown architecture"):
         models.build("resnet")
+    with pytest.raises(ValueError, match="conv must be one of"):
+        models.conv_classifier(conv="bcop")
+    with pytest.raises(ValueError, match="downsample must be one of"):
+        models.conv_classifier(downsample="maxpool")

@@ -9,7 +9,7 @@ import torch
 
 import lipot
 from lipot import cli, losses, models
-from lipot.training import fit, load_checkpoint, make_loader
+from lipot.training import fit, load_checkpoint, make_loader, save_checkpoint
 
 
 from conftest import MNIST_ROOT
@@ -72,6 +72,27 @@ def test_fit_and_loader_errors():
         fit(models.dense_classifier(2, (4,), 1), losses.HKRLoss(0.9), make_loader(x, y, 32), 0)
     with pytest.raises(ValueError, match="batch_size"):
         make_loader(x, y, 0)
+
+
+def test_cli_records_the_conv_and_loads_checkpoints_from_before_the_choice(tmp_path):
+    args = cli.build_parser().parse_args(["train", "--arch", "conv", "--out", "m.pt"])
+    x = torch.zeros(2, 1, 8, 8)
+    assert cli._arch_kwargs(args, x, 3)["conv"] == models.DEFAULT_CONV  # recorded, not implied
+    assert "downsample" not in cli._arch_kwargs(args, x, 3)
+    args = cli.build_parser().parse_args(["train", "--arch", "conv", "--conv", "aol", "--downsample",
+                                          "stride", "--out", "m.pt"])
+    assert cli._arch_kwargs(args, x, 3)["conv"] == "aol"
+    # a checkpoint written before conv= existed holds SpectralConv2d weights and no "conv" key
+    kwargs = {"in_channels": 1, "input_size": 8, "channels": [4, 8], "dense": [8], "num_classes": 3,
+              "convs_per_block": 1}
+    old = models.conv_classifier(**kwargs, conv="spectral")
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {"model": old.state_dict(), "extra": {"config": {
+        "arch": "conv", "arch_kwargs": kwargs, "dataset": "mnist", "binary": None, "loss": "lse-hkr"}}})
+    model, _ = cli._load_model(str(path))
+    assert isinstance(model[0], lipot.SpectralConv2d)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), old.eval()(x))
 
 
 @pytest.mark.skipif(not MNIST_ROOT.is_dir(), reason="MNIST files not present (set LIPOT_MNIST_ROOT)")
