@@ -7,6 +7,7 @@ torch.set_num_threads(2)
 
 def pytest_terminal_summary(terminalreporter):
     from test_conv_layers import INTERLEAVED_CONV_RESULTS
+    from test_dense_orthogonalization import INTERLEAVED_DENSE_RESULTS
     from test_layers import INTERLEAVED_RESULTS
 
     if INTERLEAVED_RESULTS:
@@ -20,3 +21,9 @@ def pytest_terminal_summary(terminalreporter):
             base = medians["torch"]
             cells = "  ".join(f"{impl} {t * 1e3:.2f} ({t / base:.2f}x)" for impl, t in medians.items())
             terminalreporter.write_line(f"{case:<13}{mode:<6}{cells}")
+    if INTERLEAVED_DENSE_RESULTS:
+        terminalreporter.section("dense orthogonalization, interleaved train-step medians (ms), spectra")
+        for case, result, spectra in INTERLEAVED_DENSE_RESULTS:
+            cells = "  ".join(f"{impl} {t * 1e3:.1f}" for impl, t in result.items())
+            sv = "  ".join(f"{impl} sigma in [{lo:.6f}, {hi:.6f}]" for impl, (lo, hi) in spectra.items())
+            terminalreporter.write_line(f"{case:<11}{cells}   {sv}")

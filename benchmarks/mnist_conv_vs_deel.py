@@ -42,7 +42,7 @@ def deel_as_plain(model, channels, dense):
     """deel-torchlip's exported weights in plain torch layers + lipot's weight-free layers (the
     same functions), so that lipot.certify can bound the deel model from its weights."""
     exported = [m for m in model.vanilla_export() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    lip = models.conv_classifier(1, 28, channels, dense, 10)
+    lip = models.conv_classifier(1, 28, channels, dense, 10, conv="spectral")
     plain = nn.Sequential(*[m.vanilla_export() if isinstance(m, (nn.Conv2d, nn.Linear)) else m for m in lip])
     targets = [m for m in plain if isinstance(m, (nn.Conv2d, nn.Linear))]
     for src, dst in zip(exported, targets, strict=True):
@@ -102,7 +102,7 @@ def main():
         torch.manual_seed(0)
         loader = make_loader(x, y, args.batch_size, seed=0)
         if lib == "lipot":
-            model = models.conv_classifier(1, 28, args.channels, args.dense, 10)
+            model = models.conv_classifier(1, 28, args.channels, args.dense, 10, conv="spectral")
             loss_fn = losses.LseHKRMulticlassLoss(args.alpha, args.temperature, min_margin=args.min_margin)
         else:
             from deel import torchlip as dl

@@ -13,7 +13,8 @@ Cases (batch 32, 32×32 inputs, zero padding 1, as the lipot model builders use)
 
 A train step is ``zero_grad; forward; MSE; backward; Adam step (lr 1e-3)``: the weights change
 every step, so every constrained layer re-normalizes each time, as in real training. Eval is a
-forward pass in eval mode under ``torch.no_grad()``. orthogonium (``pip install -e .[bench]``)
+forward pass in eval mode under ``torch.no_grad()``. ``LIPOT_BENCH_DEVICE=cuda`` runs the
+same benchmark on a GPU (synchronized timings). orthogonium (``pip install -e .[bench]``)
 is skipped cleanly if it is not installed.
 
 Two measurements per case:
@@ -26,14 +27,11 @@ Two measurements per case:
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import pytest
 import torch
 
 import lipot
-from test_layers import eval_fn, train_step_fn
+from _timing import DEVICE, eval_fn, interleaved_round, medians, train_step_fn
 
 IMPLS = ["torch", "spectral", "ortho", "aol", "orthogonium"]
 CASES = {"conv64": (64, 64, 3, 1), "strided32-64": (32, 64, 3, 2), "strided32-64-k4": (32, 64, 4, 2)}
@@ -50,6 +48,10 @@ def _orthogonium():
 
 
 def make(impl: str, case: str) -> torch.nn.Module:
+    return _make(impl, case).to(DEVICE)
+
+
+def _make(impl: str, case: str) -> torch.nn.Module:
     c_in, c_out, kernel, stride = CASES[case]
     args = (c_in, c_out, kernel)
     kwargs = dict(stride=stride, padding=1)
@@ -72,7 +74,7 @@ def inputs(case: str, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(32, c_in, 32, 32, generator=gen)
     target = torch.randn(32, c_out, 32 // stride, 32 // stride, generator=gen)
-    return x, target
+    return x.to(DEVICE), target.to(DEVICE)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -106,17 +108,8 @@ def test_conv_interleaved(benchmark, case, mode):
         layer = make(impl, case)
         fns[impl] = train_step_fn(layer, x, target) if mode == "train" else eval_fn(layer, x)
     times: dict[str, list[float]] = {impl: [] for impl in impls}
-    order = list(impls)
-
-    def one_round():
-        order.append(order.pop(0))  # rotate which implementation runs first
-        for impl in order:
-            start = time.perf_counter()
-            fns[impl]()
-            times[impl].append(time.perf_counter() - start)
-
     benchmark.group = f"{case}-{mode}-interleaved"
-    benchmark.pedantic(one_round, rounds=ROUNDS[mode], warmup_rounds=3)
-    medians = {impl: float(np.median(t[3:])) for impl, t in times.items()}
-    benchmark.extra_info.update({f"{impl}_median_s": t for impl, t in medians.items()})
-    INTERLEAVED_CONV_RESULTS.append((case, mode, medians))
+    benchmark.pedantic(interleaved_round(fns, times), rounds=ROUNDS[mode], warmup_rounds=3)
+    result = medians(times, skip=3)
+    benchmark.extra_info.update({f"{impl}_median_s": t for impl, t in result.items()})
+    INTERLEAVED_CONV_RESULTS.append((case, mode, result))

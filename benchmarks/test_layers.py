@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import lipot
+from _timing import eval_fn, train_step_fn
 
 IMPLS = ["torch", "lipot", "deel"]
 
@@ -39,29 +40,6 @@ def make_conv(impl: str) -> torch.nn.Module:
         return lipot.SpectralConv2d(64, 64, 3, padding=1)
     deel = pytest.importorskip("deel.torchlip")
     return deel.SpectralConv2d(64, 64, 3, padding=1)
-
-
-def train_step_fn(layer, x, target):
-    opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
-    layer.train()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(layer(x), target)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-def eval_fn(layer, x):
-    layer.eval()
-
-    def forward():
-        with torch.no_grad():
-            return layer(x)
-
-    return forward
 
 
 def record_singular_values(benchmark, layer):

@@ -26,9 +26,9 @@ IMPLS = ["torch", "lipot", "deel"]
 def make(impl: str):
     torch.manual_seed(0)
     if impl == "lipot":
-        return models.conv_classifier(1, 28, (32, 64), (256,), 10), losses.LseHKRMulticlassLoss(0.95, min_margin=3.0)
+        return models.conv_classifier(1, 28, (32, 64), (256,), 10, conv="spectral"), losses.LseHKRMulticlassLoss(0.95, min_margin=3.0)
     if impl == "torch":  # same shapes, unconstrained weights, lipot's weight-free layers
-        lip = models.conv_classifier(1, 28, (32, 64), (256,), 10)
+        lip = models.conv_classifier(1, 28, (32, 64), (256,), 10, conv="spectral")
         plain = nn.Sequential(*[m.vanilla_export() if isinstance(m, (nn.Conv2d, nn.Linear)) else m for m in lip])
         return plain, losses.LseHKRMulticlassLoss(0.95, min_margin=3.0)
     dl = pytest.importorskip("deel.torchlip")
