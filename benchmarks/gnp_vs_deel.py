@@ -1,5 +1,5 @@
 """GNP after training: singular values of SpectralLinear(1024) after 36 Adam steps (lr 1e-3) on
-the loss mean(y^2), lipot vs deel-torchlip (the scenario of GUIDE.md).
+the loss mean(y^2), lipot vs deel-torchlip.
 
 Run: python benchmarks/gnp_vs_deel.py   (needs deel-torchlip: pip install -e .[bench])
 """

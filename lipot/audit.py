@@ -14,7 +14,7 @@ r"""Audit: check, not trust, a model's Lipschitz bound and its certificates.
 * :func:`audit_certificates`: certificates (from a verified bound) against attack radii, and
   the lower bound against the upper one. A certificate is a lower bound on the distance to the
   decision boundary and a successful attack an upper bound, so ``certificate <= attack radius``
-  must hold per sample; attacks miss small errors, hence the norm audit beside it (GUIDE §3).
+  must hold per sample; attacks miss small errors, hence the norm audit beside it.
 
 Binary models with one logit (class = sign) are handled as the two logits ``(0, f)``.
 """
@@ -523,7 +523,7 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
 
     The verdict fails when any certificate is violated; when the verified bound (product of
     exact per-layer operator norms) exceeds the bound the certificates assumed (the norm audit:
-    attacks alone miss small errors, GUIDE §3); or when the empirical lower bound exceeds it.
+    attacks alone miss small errors); or when the empirical lower bound exceeds it.
     """
     from .certify import certified_accuracy, lipschitz_bound
 

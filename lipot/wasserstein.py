@@ -5,7 +5,7 @@ r"""Wasserstein-1 estimation with a Kantorovich-Rubinstein (KR) dual critic.
 
 For any *fixed* 1-Lipschitz :math:`f`, the KR value :math:`\bar f_X - \bar f_Y` on samples the
 critic never saw is an unbiased estimate of :math:`\mathbb{E}_\mu f - \mathbb{E}_\nu f \le
-W_1(\mu, \nu)`; the in-sample value is not (a critic overfits, GUIDE §3). So each critic sees
+W_1(\mu, \nu)`; the in-sample value is not (a critic overfits). So each critic sees
 three disjoint parts: *train* (fit it), *selection* (early stopping and model selection) and
 *held-out* (the reported ``value``, with a standard error from the per-sample critic values and a
 95 % normal interval). By default the held-out parts are the K folds of a cross-fitting

@@ -201,7 +201,7 @@ def test_count_bound_equals_deel_for_zero_padding_and_is_valid_with_dilation():
 
 
 def test_deel_lip_input_size_coefficient_is_not_a_bound():
-    """GUIDE.md's counterexample, reproduced: deel-lip's average-count coefficient lets a 3x3 conv
+    """The counterexample to deel-lip's coefficient, reproduced: deel-lip's average-count coefficient lets a 3x3 conv
     with an orthonormal tall kernel exceed 1 on small inputs; lipot's coefficient does not."""
 
     def deel_lip_coefficient(k, h, w):
