@@ -7,6 +7,7 @@ Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`
 from . import (
     audit,
     certify,
+    conv_coefficients,
     data,
     distributed,
     functional,
@@ -33,6 +34,7 @@ __all__ = [
     "audit_certificates",
     "lipschitz_lower_bound",
     "certify",
+    "conv_coefficients",
     "data",
     "distributed",
     "functional",

@@ -32,7 +32,7 @@ from torch.nn.utils import parametrize
 
 from .nn.base import LipschitzModule, _torch_module_bound, nominal_lipschitz
 from .nn.residual import LipResidual
-from .normalizers import _resolve_padding, conv_count_bound, padding_copy_bound
+from .conv_coefficients import _resolve_padding, conv_count_bound, padding_copy_bound
 from .operator_norms import (
     NUMERIC_MARGIN,
     _effective_weight,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .normalizers import _resolve_padding
+from .conv_coefficients import _resolve_padding
 
 __all__ = [
     "NUMERIC_MARGIN",

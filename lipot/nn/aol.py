@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..normalizers import padding_copy_bound
+from ..conv_coefficients import padding_copy_bound
 from .conv import _TorusConvMixin, _check_conv_settings
 from .parametrization import LipschitzWeightLayer
 

@@ -21,14 +21,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import _checks
+from ..conv_coefficients import _resolve_padding, conv_coefficient
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
     DEFAULT_EPS_SPECTRAL,
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
-    _resolve_padding,
-    conv_coefficient,
 )
 from .parametrization import LipschitzWeightLayer, spectral_weight_kwargs
 

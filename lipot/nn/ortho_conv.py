@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import _checks
+from ..conv_coefficients import _resolve_padding, padding_copy_bound
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK_ORTHO,
@@ -58,8 +59,6 @@ from ..normalizers import (
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
     _is_compiling,
-    _resolve_padding,
-    padding_copy_bound,
 )
 from .conv import _ConvMixin, _check_conv_settings, _TorusConvMixin, _TransposedConvMixin
 from .parametrization import LipschitzWeight
