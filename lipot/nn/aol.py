@@ -26,17 +26,15 @@ divided by :func:`lipot.normalizers.padding_copy_bound`.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import nn
 
-from ..conv_coefficients import padding_copy_bound
 from .conv import _TorusConvMixin, _check_conv_settings
-from .parametrization import LipschitzWeightLayer
+from .linear import _LinearMixin
 
 __all__ = ["AOLLinear", "AOLConv2d"]
 
 
-class AOLLinear(nn.Linear, LipschitzWeightLayer):
+class AOLLinear(_LinearMixin, nn.Linear):
     r"""``torch.nn.Linear`` with the AOL rescaling :math:`W D` (see the module docstring), times
     ``k_coef_lip``: ``k_coef_lip``-Lipschitz for every weight, no iterations.
 
@@ -52,13 +50,6 @@ class AOLLinear(nn.Linear, LipschitzWeightLayer):
                  k_coef_lip: float = 1.0, *, device=None, dtype=None) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._init_weight(k_coef_lip, method="aol")
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.linear(input, self._constrained_weight(), self.bias)
-
-    def vanilla_export(self) -> nn.Linear:
-        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
 
 
 class AOLConv2d(_TorusConvMixin, nn.Conv2d):
@@ -78,10 +69,6 @@ class AOLConv2d(_TorusConvMixin, nn.Conv2d):
     """
 
     _plain_class = nn.Conv2d
-
-    @staticmethod
-    def _coefficient(kernel_size, stride, padding, dilation, padding_mode) -> float:
-        return 1.0 / padding_copy_bound(kernel_size, stride, padding, dilation, padding_mode)
 
     def __init__(
         self,

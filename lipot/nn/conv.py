@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import _checks
-from ..conv_coefficients import _resolve_padding, conv_coefficient
+from ..conv_coefficients import _resolve_padding, conv_coefficient, padding_copy_bound
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
@@ -88,14 +88,16 @@ class _ConvMixin(LipschitzWeightLayer):
         ``1 / conv_count_bound`` for a reshaped kernel of norm <= 1."""
         return conv_coefficient(kernel_size, stride, padding, dilation, padding_mode)
 
-    def _init_conv(self, padding, k_coef_lip: float, **weight_kwargs) -> None:
-        """Validate the settings, compute the correction coefficient, register the weight."""
+    def _setup_conv(self, padding) -> float:
+        """Validate the settings, record the padding; returns the correction coefficient."""
         self._padding_arg = padding
         _check_conv_settings(type(self).__name__, self.padding_mode, self.stride, self.dilation)
         self._pads = _resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
-        coefficient = self._coefficient(
-            self.kernel_size, self.stride, padding, self.dilation, self.padding_mode
-        )
+        return self._coefficient(self.kernel_size, self.stride, padding, self.dilation, self.padding_mode)
+
+    def _init_conv(self, padding, k_coef_lip: float, **weight_kwargs) -> None:
+        """Set the layer up and register its weight parametrization."""
+        coefficient = self._setup_conv(padding)
         self._init_weight(
             _check_k(k_coef_lip), groups=self.groups, coefficient=coefficient, **weight_kwargs
         )
@@ -121,9 +123,17 @@ class _ConvMixin(LipschitzWeightLayer):
         return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
 
 
+def copy_coefficient(kernel_size, stride, padding, dilation, padding_mode) -> float:
+    """The coefficient of convolutions that are contractions before padding (orthogonal, AOL):
+    ``1 / padding_copy_bound`` (1 for zero and circular padding)."""
+    return 1.0 / padding_copy_bound(kernel_size, stride, padding, dilation, padding_mode)
+
+
 class _TorusConvMixin(_ConvMixin):
     """Convolutions whose bound comes from the circular convolution on a torus (orthogonal,
     AOL): a circularly padded input on which the windows would wrap around is refused."""
+
+    _coefficient = staticmethod(copy_coefficient)
 
     def forward(self, input: Tensor) -> Tensor:
         if self.padding_mode == "circular":

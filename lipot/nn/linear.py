@@ -19,7 +19,18 @@ from .parametrization import LipschitzWeightLayer, spectral_weight_kwargs
 __all__ = ["SpectralLinear", "FrobeniusLinear"]
 
 
-class SpectralLinear(nn.Linear, LipschitzWeightLayer):
+class _LinearMixin(LipschitzWeightLayer):
+    """Forward and export shared by the constrained dense layers."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.linear(input, self._constrained_weight(), self.bias)
+
+    def vanilla_export(self) -> nn.Linear:
+        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
+
+
+class SpectralLinear(_LinearMixin, nn.Linear):
     r"""``torch.nn.Linear`` whose weight is ``k_coef_lip`` times an orthonormal matrix.
 
     .. math::
@@ -70,15 +81,8 @@ class SpectralLinear(nn.Linear, LipschitzWeightLayer):
             ),
         )
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.linear(input, self._constrained_weight(), self.bias)
 
-    def vanilla_export(self) -> nn.Linear:
-        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
-
-
-class FrobeniusLinear(nn.Linear, LipschitzWeightLayer):
+class FrobeniusLinear(_LinearMixin, nn.Linear):
     r"""``torch.nn.Linear`` normalized by a Frobenius norm.
 
     * ``disjoint_neurons=True`` (default, as deel-torchlip): every row of the weight has norm
@@ -110,15 +114,8 @@ class FrobeniusLinear(nn.Linear, LipschitzWeightLayer):
         self.disjoint_neurons = bool(disjoint_neurons)
         self._init_weight(k_coef_lip, method="frobenius", disjoint_neurons=self.disjoint_neurons)
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.linear(input, self._constrained_weight(), self.bias)
-
     def lipschitz_bound(self) -> float:
         """l2 -> l2 bound: ``k`` or ``k * sqrt(out_features)`` for disjoint neurons."""
         if self.disjoint_neurons:
             return self.k_coef_lip * math.sqrt(self.out_features)
         return self.k_coef_lip
-
-    def vanilla_export(self) -> nn.Linear:
-        plain = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        return self._copy_into(plain.to(self.weight.device, self.weight.dtype))

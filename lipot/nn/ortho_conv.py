@@ -51,17 +51,21 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import _checks
-from ..conv_coefficients import _resolve_padding, padding_copy_bound
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK_ORTHO,
     DEFAULT_EPS_SPECTRAL,
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
-    _is_compiling,
 )
-from .conv import _ConvMixin, _check_conv_settings, _TorusConvMixin, _TransposedConvMixin
-from .parametrization import LipschitzWeight
+from .conv import (
+    _check_conv_settings,
+    _ConvMixin,
+    _TorusConvMixin,
+    _TransposedConvMixin,
+    copy_coefficient,
+)
+from .parametrization import CachedWeight, LipschitzWeight
 
 __all__ = ["OrthoConv2d", "OrthoConvTranspose2d", "OrthogonalKernel", "compose_projector_block"]
 
@@ -125,8 +129,7 @@ class _KernelPlan:
         shapes = [_wide(self.r_shape)] + ([(self.rank, self.block_channels)] if self.axes else [])
         self.rows = max(m for m, _ in shapes)
         self.cols = max(n + self.rows - m for m, n in shapes)
-        self.n_blocks = len(self.axes) * groups
-        self.count = groups + self.n_blocks
+        self.count = groups * (1 + len(self.axes))  # R per group, then one U per block and group
 
     def _slot(self, a: Tensor) -> Tensor:
         """``[[A, 0, 0], [0, I, 0]]`` of shape ``(rows, cols)`` for a wide ``A``."""
@@ -169,14 +172,14 @@ class _KernelPlan:
         return kernel.view(self.groups * self.out_g, self.in_g, *self.kernel)
 
 
-class OrthogonalKernel(nn.Module):
+class OrthogonalKernel(CachedWeight):
     """Parametrization ``packed factors -> k_coef_lip * coefficient * K(R, U)`` registered on a
     conv's ``weight`` (the original is the packed factor tensor of :class:`_KernelPlan`).
 
     The packed factors go through one :class:`LipschitzWeight` (``method="bjorck"``, one matrix
     per factor): in training mode they are re-projected in place onto the orthonormal matrices,
     and the backward pass is the exact polar derivative. When no gradient is needed the composed
-    kernel is cached until the factors change (same rules as :class:`LipschitzWeight`).
+    kernel is cached until the factors change (:class:`CachedWeight`).
     """
 
     def __init__(self, plan: _KernelPlan, k_coef_lip: float, coefficient: float, device=None,
@@ -190,43 +193,13 @@ class OrthogonalKernel(nn.Module):
         self._initial: Tensor | None = initial
         self._cache: tuple[tuple, Tensor] | None = None
 
-    @property
-    def scale(self) -> float:
-        return self.k_coef_lip * self.coefficient
-
     def extra_repr(self) -> str:
         p = self.plan
         return (f"extent={p.extent}, blocks={len(p.axes)} on the {p.side}put side "
                 f"(rank {p.rank} of {p.block_channels}), scale={self.scale:.6g}")
 
-    def _kernel(self, raw: Tensor) -> Tensor:
-        kernel = self.plan.compose(self.factors(raw))
-        return kernel if self.scale == 1.0 else self.scale * kernel
-
-    def forward(self, raw: Tensor) -> Tensor:
-        if _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad):
-            return self._kernel(raw)
-        hit = self._cache_hit(raw)
-        if hit is not None:
-            return hit
-        with torch.no_grad():
-            kernel = self._kernel(raw)
-        self._cache = (self._cache_key(raw), kernel)
-        return kernel
-
-    def _cache_key(self, raw: Tensor) -> tuple:
-        return (raw._version, raw.data_ptr(), raw.dtype, raw.device, self.k_coef_lip, self.training)
-
-    def _cache_hit(self, raw: Tensor) -> Tensor | None:
-        if self._cache is None or self._cache[0] != self._cache_key(raw):
-            return None
-        return self._cache[1]
-
-    def cached_weight(self, raw: Tensor) -> Tensor | None:
-        """The cached kernel if valid and no gradient is needed, else ``None``."""
-        if _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad):
-            return None
-        return self._cache_hit(raw)
+    def _compute(self, raw: Tensor) -> Tensor:
+        return self._scaled(self.plan.compose(self.factors(raw)))
 
     def right_inverse(self, weight: Tensor) -> Tensor:
         """At registration: the initial packed factors. Afterwards assigning a kernel is
@@ -239,15 +212,6 @@ class OrthogonalKernel(nn.Module):
             )
         initial, self._initial = self._initial, None
         return initial
-
-    def train(self, mode: bool = True) -> "OrthogonalKernel":
-        self._cache = None
-        return super().train(mode)
-
-    def __getstate__(self):
-        state = super().__getstate__().copy()
-        state["_cache"] = None
-        return state
 
 
 def _check_eps(eps_bjorck) -> float:
@@ -263,14 +227,11 @@ class _OrthoConvMixin(_ConvMixin):
     """Registration of the orthogonal kernel (``k_coef_lip``, the eval cache and export come
     from :class:`LipschitzWeightLayer`, through the kernel parametrization)."""
 
+    _coefficient = staticmethod(copy_coefficient)
+
     def _init_ortho(self, rows: int, cols_per_group: int, padding, k_coef_lip: float,
                     bjorck: dict, device, dtype) -> None:
-        self._padding_arg = padding
-        _check_conv_settings(type(self).__name__, self.padding_mode, self.stride, self.dilation)
-        self._pads = _resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
-        coefficient = 1.0 / padding_copy_bound(
-            self.kernel_size, self.stride, padding, self.dilation, self.padding_mode
-        )
+        coefficient = self._setup_conv(padding)
         self._init_lipschitz(k_coef_lip)
         plan = _KernelPlan(rows, cols_per_group, tuple(self.kernel_size), tuple(self.stride), self.groups)
         param = OrthogonalKernel(plan, self._k_coef_lip, coefficient, device, dtype, **bjorck)

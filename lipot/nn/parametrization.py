@@ -67,7 +67,77 @@ METHODS = ("bjorck", "spectral", "frobenius", "aol")
 COMPILED_BJORCK_STEPS = 12
 
 
-class LipschitzWeight(nn.Module):
+class CachedWeight(nn.Module):
+    """Base of lipot's weight parametrizations: ``raw -> k_coef_lip * coefficient * f(raw)``
+    with the no-grad cache described in the module docstring.
+
+    Subclasses set ``k_coef_lip`` and ``coefficient`` and implement :meth:`_compute` (the
+    weight, differentiable w.r.t. ``raw``); ``forward`` serves the cache when no gradient is
+    needed.
+    """
+
+    k_coef_lip: float
+    coefficient: float
+    _cache: tuple[tuple, Tensor] | None = None
+
+    @property
+    def scale(self) -> float:
+        """The factor ``k_coef_lip * coefficient`` applied after normalization."""
+        return self.k_coef_lip * self.coefficient
+
+    def _scaled(self, w: Tensor) -> Tensor:
+        return w if self.scale == 1.0 else self.scale * w
+
+    def _compute(self, raw: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _needs_graph(raw: Tensor) -> bool:
+        return _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad)
+
+    def forward(self, raw: Tensor) -> Tensor:
+        if self._needs_graph(raw):
+            return self._compute(raw)
+        return self._cached(raw)
+
+    def _cache_key(self, x: Tensor) -> tuple:
+        # (coefficient is fixed at construction; k_coef_lip can change)
+        return (x._version, x.data_ptr(), x.dtype, x.device, self.k_coef_lip, self.training)
+
+    def _cache_hit(self, x: Tensor) -> Tensor | None:
+        cache = self._cache
+        if cache is None or cache[0] != self._cache_key(x):
+            return None
+        return cache[1]
+
+    def _cached(self, x: Tensor) -> Tensor:
+        hit = self._cache_hit(x)
+        if hit is not None:
+            return hit
+        with torch.no_grad():
+            w = self._compute(x)
+        self._cache = (self._cache_key(x), w)
+        return w
+
+    def cached_weight(self, x: Tensor) -> Tensor | None:
+        """The cached weight for raw weight ``x`` if it is valid and no gradient is needed
+        (the fast path of the layers' forward), else ``None``. The cache only ever holds a
+        normalized weight, so a hit is always within the bound."""
+        if self._needs_graph(x):
+            return None
+        return self._cache_hit(x)
+
+    def train(self, mode: bool = True) -> "CachedWeight":
+        self._cache = None
+        return super().train(mode)
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_cache"] = None
+        return state
+
+
+class LipschitzWeight(CachedWeight):
     """Parametrization ``raw weight -> k_coef_lip * coefficient * normalize(raw weight)``.
 
     Args:
@@ -117,11 +187,6 @@ class LipschitzWeight(nn.Module):
         self.register_buffer("u", u / u.norm(dim=1, keepdim=True))
         self._cache: tuple[tuple, Tensor] | None = None
         self._projected: tuple[int, int, Tensor] | None = None
-
-    @property
-    def scale(self) -> float:
-        """The factor ``k_coef_lip * coefficient`` applied after normalization."""
-        return self.k_coef_lip * self.coefficient
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, groups={self.groups}, scale={self.scale:.6g}"
@@ -230,51 +295,19 @@ class LipschitzWeight(nn.Module):
         projected = None
         if self.method == "bjorck" and self.training and not _is_compiling():
             projected = self._project(x)
-        if _is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
-            return self._scaled(self._normalized(x, projected)).reshape(x.shape)
+        if self._needs_graph(x):
+            return self._compute(x, projected)
         return self._cached(x)
 
-    def _scaled(self, w: Tensor) -> Tensor:
-        return w if self.scale == 1.0 else self.scale * w
-
-    def _cache_key(self, x: Tensor) -> tuple:
-        # (coefficient is fixed at construction; k_coef_lip can change)
-        return (x._version, x.data_ptr(), x.dtype, x.device, self.k_coef_lip, self.training)
-
-    def _cache_hit(self, x: Tensor) -> Tensor | None:
-        cache = self._cache
-        if cache is None or cache[0] != self._cache_key(x):
-            return None
-        return cache[1]
-
-    def _cached(self, x: Tensor) -> Tensor:
-        hit = self._cache_hit(x)
-        if hit is not None:
-            return hit
-        with torch.no_grad():
-            w = self._scaled(self._normalized(x)).reshape(x.shape)
-        self._cache = (self._cache_key(x), w)
-        return w
-
-    def cached_weight(self, x: Tensor) -> Tensor | None:
-        """The cached weight for raw weight ``x`` if it is valid and no gradient is needed
-        (the fast path of the layers' forward), else ``None``. The cache only ever holds a
-        normalized weight, so a hit is always within the bound."""
-        if (x.requires_grad and torch.is_grad_enabled()) or _is_compiling():
-            return None
-        return self._cache_hit(x)
+    def _compute(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        return self._scaled(self._normalized(x, projected)).reshape(x.shape)
 
     def right_inverse(self, w: Tensor) -> Tensor:
         """Assigning ``layer.weight = W`` stores ``W / scale`` as the raw weight."""
         return w / self.scale
 
-    def train(self, mode: bool = True) -> "LipschitzWeight":
-        self._cache = None
-        return super().train(mode)
-
     def __getstate__(self):
-        state = super().__getstate__().copy()
-        state["_cache"] = None
+        state = super().__getstate__()
         state["_projected"] = None
         return state
 
