@@ -16,6 +16,7 @@ from . import (
     normalizers,
     operator_norms,
     ot,
+    schedules,
     training,
     wasserstein,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "models",
     "normalizers",
     "operator_norms",
+    "schedules",
     "training",
     "ot",
     "wasserstein",

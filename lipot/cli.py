@@ -32,11 +32,16 @@ import numpy as np
 from . import data, distributed, losses, models
 from .certify import certified_accuracy, lipschitz_report
 from .nn import nominal_lipschitz
-from .training import fit, load_checkpoint, make_loader
+from .recipes import RECIPES, build_recipe
+from .schedules import LR_DECAYS, RadiusRamp, lr_decay
+from .training import DEFAULT_LR, fit, load_checkpoint, make_loader
 
 __all__ = ["main"]
 
 _LOSSES = ("hkr", "hkr-multiclass", "lse-hkr", "soft-hkr", "tau-ce")
+_MARGIN_LOSSES = {"emma": losses.EMMALoss, "gloro": losses.GloroTradesLoss, "la": losses.LogitAnnealingLoss,
+                  "margin-ce": losses.MarginCrossEntropyLoss}
+_BATCH_SIZE = 128  # without --recipe
 
 
 def _dataset(name: str, root: str | None, split: str, binary: Sequence[int] | None):
@@ -53,7 +58,26 @@ def _dataset(name: str, root: str | None, split: str, binary: Sequence[int] | No
     return x, y
 
 
-def _loss(args) -> torch.nn.Module:
+def _set(args, **names: str) -> dict:
+    """``{keyword: value}`` for the options the user set (the library keeps the defaults)."""
+    return {key: getattr(args, opt) for key, opt in names.items() if getattr(args, opt) is not None}
+
+
+def _train_eps(args) -> float:
+    if args.train_eps is not None:
+        return args.train_eps
+    if not args.eps:
+        raise SystemExit("--train-eps is required when --eps is empty (the radius to train for)")
+    return max(args.eps)
+
+
+def _radius_ramp(args) -> RadiusRamp:
+    return RadiusRamp(_train_eps(args), **_set(args, overshoot="overshoot", epochs="ramp_epochs"))
+
+
+def _loss(args, model) -> torch.nn.Module:
+    if args.loss in _MARGIN_LOSSES:
+        return _MARGIN_LOSSES[args.loss](0.0, head=model[-1])  # the radius ramp sets eps
     if args.loss == "hkr":
         return losses.HKRLoss(args.alpha, args.min_margin)
     if args.loss == "hkr-multiclass":
@@ -67,13 +91,18 @@ def _loss(args) -> torch.nn.Module:
 
 def _arch_kwargs(args, x, num_outputs: int) -> dict:
     if args.arch == "dense":
-        return {"in_features": int(x[0].numel()), "hidden": list(args.hidden), "num_classes": num_outputs}
+        kwargs = {"in_features": int(x[0].numel()), "hidden": list(args.hidden), "num_classes": num_outputs}
+        return {**kwargs, "head": args.head} if args.head is not None else kwargs
     kwargs = {"in_channels": int(x.shape[1]), "input_size": int(x.shape[-1]), "channels": list(args.channels),
               "dense": list(args.dense), "num_classes": num_outputs, "convs_per_block": args.convs_per_block}
     # recorded in the checkpoint as resolved, so that it rebuilds the same layers later
     kwargs["conv"] = args.conv if args.conv is not None else models.DEFAULT_CONV
     if args.downsample is not None:
         kwargs["downsample"] = args.downsample
+    if args.head is not None:
+        kwargs["head"] = args.head
+    if args.arch == "4c3f":
+        return {k: kwargs[k] for k in ("in_channels", "input_size", "num_classes", "conv", "head") if k in kwargs}
     return kwargs
 
 
@@ -92,17 +121,30 @@ def _train(args) -> int:
     x, y = _dataset(args.dataset, args.data_root, "train", args.binary)
     xv, yv = _dataset(args.dataset, args.data_root, "test", args.binary)
     num_outputs = 1 if args.binary else int(y.max()) + 1
-    config = {"arch": args.arch, "arch_kwargs": _arch_kwargs(args, x, num_outputs),
-              "dataset": args.dataset, "binary": args.binary, "loss": args.loss}
-    model = models.build(args.arch, **config["arch_kwargs"])
-    loader = make_loader(x, y, args.batch_size, seed=args.seed, distributed=parallel)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = None
-    if args.schedule == "cosine":  # per epoch, from lr down to ~0 at the end
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    history = fit(model, _loss(args), loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
+    if args.recipe is not None:
+        if args.binary:
+            raise SystemExit("--recipe trains a multiclass classifier; drop --binary")
+        recipe = build_recipe(args.recipe, _train_eps(args), args.epochs, int(x.shape[1]), int(x.shape[-1]),
+                              num_outputs, **_set(args, conv="conv", lr="lr", final_lr="final_lr",
+                                                  overshoot="overshoot"))
+        model, loss, optimizer = recipe.model, recipe.loss, recipe.optimizer
+        scheduler, ramp, batch_size = recipe.scheduler, recipe.radius_ramp, recipe.batch_size
+        config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "loss": args.recipe}
+    else:
+        config = {"arch": args.arch, "arch_kwargs": _arch_kwargs(args, x, num_outputs), "loss": args.loss}
+        model = models.build(args.arch, **config["arch_kwargs"])
+        loss = _loss(args, model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr if args.lr is not None else DEFAULT_LR)
+        scheduler = None
+        if args.schedule != "constant":  # per epoch, down to --final-lr at the last one
+            scheduler = lr_decay(optimizer, args.epochs, args.schedule, **_set(args, final_lr="final_lr"))
+        ramp = _radius_ramp(args) if args.loss in _MARGIN_LOSSES else None
+        batch_size = _BATCH_SIZE
+    config.update(dataset=args.dataset, binary=args.binary)
+    loader = make_loader(x, y, args.batch_size or batch_size, seed=args.seed, distributed=parallel)
+    history = fit(model, loss, loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
                   eps=args.eps, checkpoint=args.out, resume=args.resume, device=device,
-                  scheduler=scheduler, extra={"config": config}, distributed=parallel)
+                  scheduler=scheduler, extra={"config": config}, distributed=parallel, radius_ramp=ramp)
     if distributed.is_main():
         print(json.dumps(history[-1]))
     distributed.cleanup()
@@ -229,15 +271,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"conv: convolution layer (default {models.DEFAULT_CONV}: exactly orthogonal)")
     t.add_argument("--downsample", default=None, choices=models.DOWNSAMPLING,
                    help="conv: halve the resolution by L2-norm pooling (default) or a stride-2 conv")
-    t.add_argument("--loss", default="hkr", choices=_LOSSES)
+    t.add_argument("--recipe", default=None, choices=RECIPES,
+                   help="a certified-training recipe of lipot.recipes (network, loss, optimizer, schedules, "
+                        "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --train-eps still apply")
+    t.add_argument("--head", default=None, choices=models.HEADS,
+                   help="conv/4c3f: last layer (lln: row-normalized, certified per pair)")
+    t.add_argument("--loss", default="hkr", choices=_LOSSES + tuple(_MARGIN_LOSSES))
+    t.add_argument("--train-eps", type=float, default=None,
+                   help="margin losses: radius to train for (default: the largest --eps)")
+    t.add_argument("--overshoot", type=float, default=None,
+                   help="margin losses: the radius ramps up to overshoot * train-eps (default 1.1)")
+    t.add_argument("--ramp-epochs", type=float, default=None,
+                   help="margin losses: epochs over which the radius ramps up from 0 (default 10)")
     t.add_argument("--alpha", type=float, default=0.9)
     t.add_argument("--min-margin", type=float, default=1.0)
     t.add_argument("--temperature", type=float, default=1.0, help="lse/soft HKR temperature or tau of tau-ce")
     t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=128, help="per process under torchrun")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
-                   help="learning rate: constant, or cosine decay over the epochs")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help=f"per process under torchrun (default {_BATCH_SIZE}, or the recipe's)")
+    t.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULT_LR:g})")
+    t.add_argument("--schedule", default="constant", choices=("constant",) + LR_DECAYS,
+                   help="learning rate: constant, or a per-epoch decay down to --final-lr at the last epoch")
+    t.add_argument("--final-lr", type=float, default=None, help="last learning rate of the decay (default 1e-6)")
     t.add_argument("--eps", type=float, nargs="*", default=[0.5, 1.0, 1.58])
     t.add_argument("--out", required=True, help="checkpoint file (written atomically each epoch)")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")

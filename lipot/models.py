@@ -14,6 +14,7 @@ from torch import nn
 from . import _checks
 from .nn import (
     AOLConv2d,
+    FrobeniusLinear,
     GroupSort2,
     OrthoConv2d,
     ScaledL2NormPool2d,
@@ -30,6 +31,8 @@ __all__ = [
     "CONV_LAYERS",
     "DEFAULT_CONV",
     "DOWNSAMPLING",
+    "HEADS",
+    "cnn_4c3f",
     "ARCHITECTURES",
     "build",
 ]
@@ -47,13 +50,29 @@ or a 4×4 stride-2 convolution (+ GroupSort2), as in the 4C3F network of the cer
 records."""
 
 
+HEADS = ("spectral", "lln")
+r"""Last layers of the classifiers: ``"spectral"`` (``SpectralLinear``, orthonormal rows: the
+whole logit map is 1-Lipschitz) or ``"lln"`` (last-layer normalization: each row scaled to
+unit norm, ``FrobeniusLinear(disjoint_neurons=True)``; certified per pair with
+:math:`\lVert w_i - w_j\rVert`, the head of the certified-robustness records)."""
+
+
+def _head(features: int, num_classes: int, head: str) -> nn.Module:
+    if head == "spectral":
+        return SpectralLinear(features, num_classes)
+    if head == "lln":
+        return FrobeniusLinear(features, num_classes, disjoint_neurons=True)
+    raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+
+
 def dense_classifier(
-    in_features: int, hidden: Sequence[int] = (32, 16), num_classes: int = 1
+    in_features: int, hidden: Sequence[int] = (32, 16), num_classes: int = 1, head: str = "spectral"
 ) -> Sequential:
     """``Flatten -> [SpectralLinear -> GroupSort2] * len(hidden) -> SpectralLinear(num_classes)``.
 
     The MNIST 0-vs-8 network of deel-lip's first demo is ``dense_classifier(784, (32, 16), 1)``.
-    1-Lipschitz (the whole logit map), so its certificates may use the sqrt(2) or per-pair form.
+    With the default ``head`` the whole logit map is 1-Lipschitz, so its certificates may use the
+    sqrt(2) or per-pair form; ``head="lln"``: see :data:`HEADS`.
     """
     _checks.positive_int("in_features", in_features)
     _checks.positive_int("num_classes", num_classes)
@@ -65,7 +84,7 @@ def dense_classifier(
             raise ValueError(f"hidden widths must be even for GroupSort2, got {h}")
         layers += [SpectralLinear(width, h), GroupSort2()]
         width = h
-    layers.append(SpectralLinear(width, num_classes))
+    layers.append(_head(width, num_classes, head))
     return Sequential(*layers)
 
 
@@ -90,6 +109,7 @@ def conv_classifier(
     convs_per_block: int = 1,
     conv: str = DEFAULT_CONV,
     downsample: str = "pool",
+    head: str = "spectral",
 ) -> Sequential:
     """Conv GNP classifier: per entry of ``channels``, ``convs_per_block`` 3×3 convolutions
     (``padding=1``) + ``GroupSort2``, then a halving of the resolution (``downsample="pool"``:
@@ -97,6 +117,7 @@ def conv_classifier(
     then ``Flatten``, dense ``SpectralLinear`` + ``GroupSort2`` layers and a
     ``SpectralLinear(num_classes)``.
 
+    ``head`` picks the last layer (:data:`HEADS`).
     ``conv`` picks the convolution (:data:`CONV_LAYERS`); the default ``"ortho"``
     (:class:`lipot.OrthoConv2d`) keeps the gradient norm through the conv stack, which
     ``"spectral"`` cannot. ``conv_classifier(1, 28, (16, 32), (64,), 10, conv="spectral")`` is
@@ -131,8 +152,19 @@ def conv_classifier(
         _checks.positive_int("dense", h)
         layers += [SpectralLinear(features, h), GroupSort2()]
         features = h
-    layers.append(SpectralLinear(features, num_classes))
+    layers.append(_head(features, num_classes, head))
     return Sequential(*layers)
+
+
+def cnn_4c3f(in_channels: int = 1, input_size: int = 28, num_classes: int = 10, conv: str = DEFAULT_CONV,
+             head: str = "lln") -> Sequential:
+    """The 4C3F network of the MNIST certified-robustness records (GloRo, Leino et al.,
+    arXiv:2102.08452; BCOP, Li et al., arXiv:1911.00937): conv 32 3×3 → conv 32 4×4 stride 2 →
+    conv 64 3×3 → conv 64 4×4 stride 2 → dense 512 → dense 512 → ``num_classes``, GroupSort2
+    (MaxMin) activations, built from lipot's gradient-norm-preserving layers, with an LLN head
+    by default (certified per pair)."""
+    return conv_classifier(in_channels, input_size, (32, 64), (512, 512), num_classes, conv=conv,
+                           downsample="stride", head=head)
 
 
 def conv_critic(in_channels: int, input_size: int, conv: str = DEFAULT_CONV) -> Sequential:
@@ -142,7 +174,7 @@ def conv_critic(in_channels: int, input_size: int, conv: str = DEFAULT_CONV) -> 
     return conv_classifier(in_channels, input_size, (16, 32), (64,), 1, conv=conv)
 
 
-ARCHITECTURES = {"dense": dense_classifier, "conv": conv_classifier}
+ARCHITECTURES = {"dense": dense_classifier, "conv": conv_classifier, "4c3f": cnn_4c3f}
 
 
 def build(arch: str, **kwargs) -> Sequential:

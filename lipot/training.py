@@ -25,8 +25,12 @@ from . import distributed as _dist
 from . import losses
 from .certify import _predicted_correct, certified_accuracy
 from .distributed import shard_slice
+from .schedules import RadiusRamp
 
-__all__ = ["fit", "save_checkpoint", "load_checkpoint", "make_loader", "TensorLoader"]
+__all__ = ["fit", "save_checkpoint", "load_checkpoint", "make_loader", "TensorLoader", "DEFAULT_LR"]
+
+DEFAULT_LR = 1e-3
+"""Adam learning rate of :func:`fit`, the recipes and the CLI."""
 
 
 class TensorLoader:
@@ -134,11 +138,11 @@ def _kr_term(out: Tensor, y: Tensor) -> Tensor:
     return losses.kr_multiclass_loss(out, y)
 
 
-def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress, distributed: bool = False
-           ) -> dict[str, float]:
+def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress, distributed: bool = False,
+           before_step: Callable[[int], None] | None = None) -> dict[str, float]:
     """One pass over ``loader``; the metrics are summed on the device (no extra host syncs).
     ``distributed``: the losses use global-batch statistics and the metrics are summed over
-    the ranks at the end."""
+    the ranks at the end. ``before_step(i)`` is called before batch ``i`` (the radius ramp)."""
     model.train()
     loss_fn.train()
     total_loss = total_kr = correct = torch.zeros((), device=device)
@@ -146,6 +150,8 @@ def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress, distr
     context = _dist.global_batch if distributed else contextlib.nullcontext
     for i, (x, y) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if before_step is not None:
+            before_step(i)
         with context():
             out = model(x)
             loss = loss_fn(out, y)
@@ -180,7 +186,7 @@ def fit(
     train_data: DataLoader,
     epochs: int,
     optimizer: torch.optim.Optimizer | None = None,
-    lr: float = 1e-3,
+    lr: float = DEFAULT_LR,
     val_data: DataLoader | tuple[Tensor, Tensor] | None = None,
     eps: Sequence[float] = (),
     checkpoint: str | os.PathLike | None = None,
@@ -191,6 +197,7 @@ def fit(
     scheduler: Any = None,
     extra: dict[str, Any] | None = None,
     distributed: bool = False,
+    radius_ramp: RadiusRamp | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs; return one metrics dict per epoch.
 
@@ -207,7 +214,11 @@ def fit(
             scheduler, history, RNG state, ``extra``).
         resume: continue from ``checkpoint`` if it exists.
         log: called with a one-line summary per epoch (``None``: silent).
-        scheduler: an optional LR scheduler stepped once per epoch.
+        scheduler: an optional LR scheduler stepped once per epoch (e.g.
+            :func:`lipot.schedules.lr_decay`).
+        radius_ramp: a :class:`lipot.schedules.RadiusRamp`: before every batch, ``loss_fn.eps``
+            is set to ``radius_ramp(t)`` (``t``: epochs done, fractional), for the certified-margin losses of :mod:`lipot.losses.margin`; the radius of
+            the last batch is recorded as ``train_eps``.
         distributed: train with :class:`~torch.nn.parallel.DistributedDataParallel` on the
             initialized process group (launch with ``torchrun``, call
             :func:`lipot.distributed.setup`). ``train_data`` must give each rank its shard
@@ -220,6 +231,9 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if radius_ramp is not None and not isinstance(getattr(loss_fn, "eps", None), float):
+        raise ValueError("radius_ramp needs a loss with an eps attribute (a margin loss of "
+                         "lipot.losses, e.g. EMMALoss or GloroTradesLoss)")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     if isinstance(loss_fn, nn.Module):
@@ -251,9 +265,13 @@ def fit(
         if hasattr(getattr(train_data, "sampler", None), "set_epoch"):
             train_data.sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle per epoch
         bar = _Progress(len(train_data), f"epoch {epoch + 1}/{epochs}", progress and main)
+        ramp = _ramp_setter(loss_fn, radius_ramp, epoch, len(train_data))
         metrics: dict[str, Any] = {"epoch": epoch + 1,
-                                   **_epoch(trained, loss_fn, train_data, optimizer, device, bar, distributed)}
+                                   **_epoch(trained, loss_fn, train_data, optimizer, device, bar, distributed, ramp)}
         metrics["train_seconds"] = time.perf_counter() - t0
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        if radius_ramp is not None:
+            metrics["train_eps"] = loss_fn.eps
         if scheduler is not None:
             scheduler.step()
         if val_data is not None and main:
@@ -291,6 +309,17 @@ def fit(
     return history
 
 
+def _ramp_setter(loss_fn, radius_ramp: RadiusRamp | None, epoch: int, steps: int):
+    """``before_step`` setting the loss's training radius from the ramp (None without one)."""
+    if radius_ramp is None:
+        return None
+
+    def before_step(i: int) -> None:
+        loss_fn.eps = radius_ramp(epoch + i / max(steps, 1))
+
+    return before_step
+
+
 def _wrap_ddp(model: nn.Module, train_data, device: torch.device) -> nn.Module:
     """``DistributedDataParallel(model)`` after checking that ``train_data`` is sharded."""
     _dist.require_initialized("fit(distributed=True)")
@@ -324,6 +353,8 @@ class _FunctionLoss(nn.Module):
 def _summary(m: dict[str, Any]) -> str:
     text = (f"epoch {m['epoch']}: loss {m['loss']:.4f} acc {m['accuracy']:.4f} KR {m['kr']:.4f} "
             f"({m['train_seconds']:.1f} s)")
+    if "train_eps" in m:
+        text += f" train eps {m['train_eps']:.3g}"
     if "val_accuracy" in m:
         text += f" | val acc {m['val_accuracy']:.4f}"
         for e, a in m["certified"].items():

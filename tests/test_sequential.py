@@ -64,10 +64,12 @@ def test_override_and_disjoint_warnings():
     with pytest.warns(UserWarning, match="overrides k_coef_lip=3"):
         lipot.Sequential(lipot.SpectralLinear(2, 2, k_coef_lip=3.0), k_coef_lip=2.0)
     with pytest.warns(UserWarning, match="disjoint_neurons"):
-        lipot.Sequential(lipot.SpectralLinear(2, 2), lipot.FrobeniusLinear(2, 3))
+        lipot.Sequential(lipot.FrobeniusLinear(2, 3), lipot.SpectralLinear(3, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lipot.Sequential(lipot.SpectralLinear(2, 2), lipot.FrobeniusLinear(2, 1))
+        # a row-normalized last layer ("LLN" head) is certified per pair: no warning
+        lipot.Sequential(lipot.SpectralLinear(2, 2), lipot.FrobeniusLinear(2, 3))
 
 
 @pytest.mark.parametrize(

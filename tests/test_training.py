@@ -116,3 +116,33 @@ def test_cli_train_then_certify(tmp_path, capsys):
     assert cli.main(["audit", str(out), "--data-root", str(MNIST_ROOT), "--n", "64", "--steps", "20",
                      "--lipschitz", "0.5"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not MNIST_ROOT.is_dir(), reason="MNIST files not present (set LIPOT_MNIST_ROOT)")
+def test_cli_margin_loss_with_ramp_decay_and_lln_head(tmp_path, capsys):
+    out = tmp_path / "emma.pt"
+    code = cli.main(["train", "--dataset", "mnist", "--data-root", str(MNIST_ROOT), "--arch", "dense",
+                     "--hidden", "32", "--head", "lln", "--loss", "emma", "--train-eps", "0.5",
+                     "--ramp-epochs", "2", "--overshoot", "1.2", "--epochs", "1", "--batch-size", "512",
+                     "--schedule", "exponential", "--final-lr", "1e-5", "--eps", "0.5", "--out", str(out)])
+    assert code == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    steps = 60000 // 512
+    assert last["train_eps"] == pytest.approx(0.5 * 1.2 * ((steps - 1) / steps) / 2)
+    assert last["lr"] == pytest.approx(1e-3) and last["val_accuracy"] > 0.8  # the epoch's learning rate
+    assert load_checkpoint(out)["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)  # decayed
+    assert cli.main(["certify", str(out), "--data-root", str(MNIST_ROOT), "--eps", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "certified accuracy at eps=0.5" in text
+    model, config = cli._load_model(str(out))
+    assert isinstance(model[-1], lipot.FrobeniusLinear) and config["loss"] == "emma"
+
+
+def test_cli_recipe_and_4c3f_arch_kwargs():
+    args = cli.build_parser().parse_args(["train", "--arch", "4c3f", "--head", "lln", "--out", "m.pt"])
+    kwargs = cli._arch_kwargs(args, torch.zeros(2, 1, 28, 28), 10)
+    assert kwargs == {"in_channels": 1, "input_size": 28, "num_classes": 10, "conv": models.DEFAULT_CONV,
+                      "head": "lln"}
+    assert isinstance(models.build("4c3f", **kwargs)[-1], lipot.FrobeniusLinear)
+    args = cli.build_parser().parse_args(["train", "--recipe", "emma", "--eps", "0.5", "1.58", "--out", "m.pt"])
+    assert cli._train_eps(args) == 1.58 and cli._radius_ramp(args).overshoot == lipot.schedules.RadiusRamp(1.0).overshoot

@@ -26,7 +26,10 @@ class Sequential(nn.Sequential, LipschitzModule):
 
     A child's own ``k_coef_lip`` other than 1 is overridden, with a warning. A
     ``FrobeniusLinear(disjoint_neurons=True)`` with several outputs makes each *output*
-    ``k``-Lipschitz, not the l2 map (a warning says so).
+    ``k``-Lipschitz, not the l2 map: a warning says so, except for the last layer (a
+    row-normalized "LLN" head, which :func:`lipot.certify.certified_accuracy` certifies with
+    the per-pair form :math:`(z_i - z_j)/(L\lVert w_i - w_j\rVert)` of the body bound
+    :math:`L`).
 
     Args:
         *args: modules, or one ``OrderedDict`` of named modules, as ``torch.nn.Sequential``.
@@ -60,6 +63,7 @@ class Sequential(nn.Sequential, LipschitzModule):
         if not children:
             return
         per_layer = self.k_coef_lip ** (1.0 / len(children))
+        last = list(self.children())[-1]
         for child in children:
             if warn_override and child.k_coef_lip != 1.0 and abs(child.k_coef_lip - per_layer) > 1e-12:
                 warnings.warn(
@@ -70,7 +74,9 @@ class Sequential(nn.Sequential, LipschitzModule):
                     stacklevel=3,
                 )
             child.k_coef_lip = per_layer
-            if getattr(child, "disjoint_neurons", False) and getattr(child, "out_features", 1) > 1:
+            # a row-normalized last layer (an "LLN" head) is certified per pair by lipot.certify
+            if child is not last and getattr(child, "disjoint_neurons", False) \
+                    and getattr(child, "out_features", 1) > 1:
                 warnings.warn(
                     "Sequential contains FrobeniusLinear(disjoint_neurons=True) with "
                     f"{child.out_features} outputs: each output is k-Lipschitz, but the l2 map is "

@@ -1,42 +1,7 @@
-r"""Losses for 1-Lipschitz networks: Kantorovich-Rubinstein (KR), hinge, hinge-KR (HKR) and
-temperature-scaled cross-entropies. Functional forms (also in :mod:`lipot.functional`) and
-``torch.nn`` modules, with deel-torchlip's names and arguments.
-
-**Sign convention.** Every ``*_loss`` function and ``*Loss`` module returns a quantity to
-**minimize**, except :func:`kr_loss` / :class:`KRLoss` / :func:`kr_multiclass_loss` /
-:class:`KRMulticlassLoss`, which return the KR *estimate*
-
-.. math::
-    \mathrm{KR}(f) = \mathbb{E}_{x\sim P}[f(x)] - \mathbb{E}_{x\sim N}[f(x)]
-    \;\le\; W_1(P, N) \quad\text{for 1-Lipschitz } f,
-
-(:math:`P` the samples with a positive label, :math:`N` the others), a value to **maximize**
-(it is a metric and the W1 lower bound). To train on the KR term alone minimize
-:func:`neg_kr_loss` / :class:`NegKRLoss`. :class:`KRLoss` warns when its output requires a
-gradient, because minimizing it would *decrease* the KR term (deel-torchlip's trap).
-The HKR losses are ``alpha * hinge - (1 - alpha) * KR`` (minimize), ``0 <= alpha <= 1``:
-minimizing them increases the KR term (tested).
-
-**Labels.** Binary losses take ``target`` of the shape of ``input`` (``(N,)`` or ``(N, 1)``)
-with values in {-1, +1} or {0, 1}. Multiclass losses take one-hot targets ``(N, C)`` with
-values in {0, 1} or {-1, +1}, or integer class indices ``(N,)``. Anything else raises.
-
-**Reduction.** ``'mean'`` (default), ``'sum'`` or ``'none'`` over the batch (``'auto'`` is
-``'mean'``, as in deel-torchlip). The KR term is a difference of class means, so its
-per-sample values are weighted so that their *mean* over the batch is the KR estimate.
-
-**Distributed (DDP).** Inside :func:`lipot.distributed.global_batch` the batch statistics (KR
-class counts, the mean reduction's batch size, SoftHKR's mean :math:`|f|`) are all-reduced over
-the ranks and each rank returns its share times the world size, so the average of the ranks'
-losses -- and DDP's averaged gradient -- is that of the global batch (tested against one
-process in ``tests/test_distributed.py``). ``reduction='none'`` returns per-sample values
-whose mean over the global batch is the loss.
-
-References: Serrurier et al., *Achieving robustness in classification using optimal transport
-with hinge regularization*, CVPR 2021, arXiv:2006.06520; Serrurier et al., *On the explainable
-properties of 1-Lipschitz neural networks: an optimal transport perspective*, NeurIPS 2023,
-arXiv:2206.06854 (soft HKR).
-"""
+"""Kantorovich-Rubinstein, hinge and hinge-KR losses (binary, multiclass, soft and
+log-sum-exp HKR), the temperature-scaled cross-entropies and the categorical hinge, as
+functions and ``torch.nn`` modules with deel-torchlip's names and arguments (conventions in
+:mod:`lipot.losses`)."""
 
 from __future__ import annotations
 
@@ -47,8 +12,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from . import distributed as _dist
-from ._checks import positive_float
+from .. import distributed as _dist
+from .._checks import positive_float
+from ._common import (
+    _binary_sign,
+    _check_input,
+    _checking,
+    _multiclass_sign,
+    _reduce,
+    _true_class_mask,
+    check_alpha,
+    check_reduction,
+)
 
 __all__ = [
     "kr_loss",
@@ -76,120 +51,6 @@ __all__ = [
     "TauBCEWithLogitsLoss",
     "CategoricalHingeLoss",
 ]
-
-_REDUCTIONS = ("mean", "sum", "none", "auto")
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _checking() -> bool:
-    """Data-dependent label checks need a host sync; they are skipped under torch.compile."""
-    return not torch.compiler.is_compiling()
-
-
-def check_reduction(reduction: str) -> str:
-    """Validate ``reduction`` ('auto' is 'mean')."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return "mean" if reduction == "auto" else reduction
-
-
-def _reduce(values: Tensor, reduction: str) -> Tensor:
-    """Mean / sum / none over the batch. Inside :func:`lipot.distributed.global_batch` a rank
-    returns its share scaled so that the average over the ranks is the global-batch mean (sum)."""
-    reduction = check_reduction(reduction)
-    if reduction == "none":
-        return values
-    if _dist.active():
-        scale = _dist.batch_scale(values.shape[0], values) if reduction == "mean" else _dist.group_size()
-        return values.sum() * scale
-    return values.mean() if reduction == "mean" else values.sum()
-
-
-def check_alpha(alpha: float) -> float:
-    """HKR weight: ``0 <= alpha <= 1`` (deel-torchlip >= 1.0 / deel-lip >= 1.5 convention)."""
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
-        hint = ""
-        if alpha > 1.0:
-            hint = (
-                f"; deel-lip < 1.5 used loss = alpha * hinge - KR, which for alpha={alpha:g} is "
-                f"the same minimizer as alpha={alpha / (1 + alpha):.6g} here"
-            )
-        raise ValueError(f"alpha must be in [0, 1], got {alpha:g}{hint}")
-    return alpha
-
-
-def _check_input(input: Tensor) -> None:
-    if not isinstance(input, Tensor) or not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got {type(input).__name__}")
-    if input.dim() == 0 or input.shape[0] == 0:
-        raise ValueError(f"input must hold a non-empty batch, got shape {tuple(input.shape)}")
-    if _checking() and not bool(torch.isfinite(input).all()):
-        raise ValueError("input contains NaN or Inf (check the model and the learning rate)")
-
-
-def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
-    """Target as +-1 in ``input``'s dtype and shape; checks shape and values."""
-    _check_input(input)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
-    if target.numel() != input.numel() or (input.dim() > 1 and input.shape[-1] != 1):
-        raise ValueError(
-            f"binary losses need input of shape (N,) or (N, 1) and a target with as many "
-            f"entries; got input {tuple(input.shape)} and target {tuple(target.shape)} "
-            "(for several classes use the *_multiclass losses)"
-        )
-    target = target.reshape(input.shape)
-    if _checking():
-        values = torch.unique(target)
-        if not (_values_in(values, (-1, 1)) or _values_in(values, (0, 1))):
-            raise ValueError(
-                f"target labels must be in {{-1, +1}} or {{0, 1}}, got values "
-                f"{values[:6].tolist()}"
-            )
-    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
-
-
-def _values_in(values: Tensor, allowed: tuple[int, int]) -> bool:
-    return bool(((values == allowed[0]) | (values == allowed[1])).all())
-
-
-def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
-    """Target as a +-1 one-hot matrix of ``input``'s shape; accepts class indices."""
-    _check_input(input)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
-    if input.dim() != 2:
-        raise ValueError(f"multiclass losses need input of shape (N, C), got {tuple(input.shape)}")
-    n, c = input.shape
-    if target.dim() == 1 and not target.is_floating_point():
-        if target.shape[0] != n:
-            raise ValueError(f"target has {target.shape[0]} labels for a batch of {n}")
-        if _checking() and (target.min() < 0 or target.max() >= c):
-            raise ValueError(f"class indices in target must be in [0, {c}), got "
-                             f"[{int(target.min())}, {int(target.max())}]")
-        target = F.one_hot(target, c)
-    elif tuple(target.shape) != (n, c):
-        raise ValueError(
-            f"target must be one-hot of shape {(n, c)} or class indices of shape ({n},), "
-            f"got {tuple(target.shape)}"
-        )
-    elif _checking():
-        values = torch.unique(target)
-        if not (_values_in(values, (-1, 1)) or _values_in(values, (0, 1))):
-            raise ValueError(
-                f"one-hot target values must be in {{0, 1}} or {{-1, +1}}, got "
-                f"{values[:6].tolist()}"
-            )
-    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
-
-
-def _true_class_mask(sign: Tensor) -> Tensor:
-    if _checking() and not bool(((sign > 0).sum(-1) == 1).all()):
-        raise ValueError("this loss needs exactly one positive class per sample in target")
-    return sign > 0
 
 
 # ----------------------------------------------------------------------------- KR / hinge

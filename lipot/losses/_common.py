@@ -1,0 +1,121 @@
+"""Shared checks of the losses: reductions, labels (binary signs, one-hot / class indices),
+finite inputs, and the distributed-aware batch reduction."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from .. import distributed as _dist
+
+_REDUCTIONS = ("mean", "sum", "none", "auto")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _checking() -> bool:
+    """Data-dependent label checks need a host sync; they are skipped under torch.compile."""
+    return not torch.compiler.is_compiling()
+
+
+def check_reduction(reduction: str) -> str:
+    """Validate ``reduction`` ('auto' is 'mean')."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return "mean" if reduction == "auto" else reduction
+
+
+def _reduce(values: Tensor, reduction: str) -> Tensor:
+    """Mean / sum / none over the batch. Inside :func:`lipot.distributed.global_batch` a rank
+    returns its share scaled so that the average over the ranks is the global-batch mean (sum)."""
+    reduction = check_reduction(reduction)
+    if reduction == "none":
+        return values
+    if _dist.active():
+        scale = _dist.batch_scale(values.shape[0], values) if reduction == "mean" else _dist.group_size()
+        return values.sum() * scale
+    return values.mean() if reduction == "mean" else values.sum()
+
+
+def check_alpha(alpha: float) -> float:
+    """HKR weight: ``0 <= alpha <= 1`` (deel-torchlip >= 1.0 / deel-lip >= 1.5 convention)."""
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        hint = ""
+        if alpha > 1.0:
+            hint = (
+                f"; deel-lip < 1.5 used loss = alpha * hinge - KR, which for alpha={alpha:g} is "
+                f"the same minimizer as alpha={alpha / (1 + alpha):.6g} here"
+            )
+        raise ValueError(f"alpha must be in [0, 1], got {alpha:g}{hint}")
+    return alpha
+
+
+def _check_input(input: Tensor) -> None:
+    if not isinstance(input, Tensor) or not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got {type(input).__name__}")
+    if input.dim() == 0 or input.shape[0] == 0:
+        raise ValueError(f"input must hold a non-empty batch, got shape {tuple(input.shape)}")
+    if _checking() and not bool(torch.isfinite(input).all()):
+        raise ValueError("input contains NaN or Inf (check the model and the learning rate)")
+
+
+def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
+    """Target as +-1 in ``input``'s dtype and shape; checks shape and values."""
+    _check_input(input)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
+    if target.numel() != input.numel() or (input.dim() > 1 and input.shape[-1] != 1):
+        raise ValueError(
+            f"binary losses need input of shape (N,) or (N, 1) and a target with as many "
+            f"entries; got input {tuple(input.shape)} and target {tuple(target.shape)} "
+            "(for several classes use the *_multiclass losses)"
+        )
+    target = target.reshape(input.shape)
+    if _checking():
+        _check_sign_values(target, "target labels")
+    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
+
+
+def _values_in(values: Tensor, allowed: tuple[int, int]) -> bool:
+    return bool(((values == allowed[0]) | (values == allowed[1])).all())
+
+
+def _check_sign_values(target: Tensor, what: str) -> None:
+    """Labels coded as {-1, +1} or {0, 1}, nothing else."""
+    values = torch.unique(target)
+    if not (_values_in(values, (-1, 1)) or _values_in(values, (0, 1))):
+        raise ValueError(f"{what} must be in {{-1, +1}} or {{0, 1}}, got values {values[:6].tolist()}")
+
+
+def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
+    """Target as a +-1 one-hot matrix of ``input``'s shape; accepts class indices."""
+    _check_input(input)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
+    if input.dim() != 2:
+        raise ValueError(f"multiclass losses need input of shape (N, C), got {tuple(input.shape)}")
+    n, c = input.shape
+    if target.dim() == 1 and not target.is_floating_point():
+        if target.shape[0] != n:
+            raise ValueError(f"target has {target.shape[0]} labels for a batch of {n}")
+        if _checking() and (target.min() < 0 or target.max() >= c):
+            raise ValueError(f"class indices in target must be in [0, {c}), got "
+                             f"[{int(target.min())}, {int(target.max())}]")
+        target = F.one_hot(target, c)
+    elif tuple(target.shape) != (n, c):
+        raise ValueError(
+            f"target must be one-hot of shape {(n, c)} or class indices of shape ({n},), "
+            f"got {tuple(target.shape)}"
+        )
+    elif _checking():
+        _check_sign_values(target, "one-hot target values")
+    return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
+
+
+def _true_class_mask(sign: Tensor) -> Tensor:
+    if _checking() and not bool(((sign > 0).sum(-1) == 1).all()):
+        raise ValueError("this loss needs exactly one positive class per sample in target")
+    return sign > 0
