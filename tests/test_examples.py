@@ -42,3 +42,16 @@ def test_w1_toy_critics_example_writes_its_figure(tmp_path):
     assert result.returncode == 0, result.stderr
     assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.stdout.count("exact_w1") == 4
+
+
+def test_certified_mnist_recipe_example_runs():
+    from conftest import MNIST_ROOT
+
+    if not MNIST_ROOT.is_dir():
+        pytest.skip("MNIST files not present (set LIPOT_MNIST_ROOT)")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "certified_mnist_recipe.py"), str(MNIST_ROOT), "1", "512"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "per-pair (verified body bound)" in result.stdout and "radii of 5 test images" in result.stdout
