@@ -162,6 +162,15 @@ def test_one_hot_targets_and_bad_labels():
         losses.emma_loss(z, y, 0.3, k[:2])
     with pytest.raises(TypeError, match="head"):
         losses.GloroTradesLoss(0.3, head=torch.nn.ReLU())
+    # the modules refuse at construction what the functions refuse at call
+    for make, name in [(lambda: losses.GloroTradesLoss(0.3, lam=-1), "lam"),
+                       (lambda: losses.EMMALoss(0.3, min_fraction=2.0), "min_fraction"),
+                       (lambda: losses.LogitAnnealingLoss(0.3, gamma=float("nan")), "gamma"),
+                       (lambda: losses.OffsetCrossEntropyLoss(offset=-1), "offset")]:
+        with pytest.raises(ValueError, match=name):
+            make()
+    with pytest.raises(ValueError, match="lam"):
+        losses.gloro_trades_loss(z, y, 0.3, k, lam=-1)
 
 
 def _blobs(n: int, seed: int):

@@ -108,11 +108,22 @@ def _pair_matrix(input: Tensor, pair_lipschitz: Tensor | None) -> Tensor:
     return pair_lipschitz.to(input.dtype)
 
 
+def _non_negative(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
 def _check_eps(eps: float) -> float:
-    eps = float(eps)
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite radius >= 0, got {eps!r}")
-    return eps
+    return _non_negative("eps", eps)
+
+
+def _check_fraction(min_fraction: float) -> float:
+    rho = float(min_fraction)
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+    return rho
 
 
 def pairwise_radius(input: Tensor, pair_lipschitz: Tensor | None = None, target: Tensor | None = None) -> Tensor:
@@ -141,9 +152,7 @@ def offset_cross_entropy_loss(input: Tensor, target: Tensor, offset: float = mat
     ``offset`` :math:`u` (Prach & Lampert, arXiv:2208.03160; their MNIST/CIFAR setting
     :math:`u = \sqrt2\,\varepsilon`-scale, :math:`T = 1/4`)."""
     y = _class_indices(input, target)
-    u = float(offset)
-    if not math.isfinite(u) or u < 0:
-        raise ValueError(f"offset must be finite and >= 0, got {offset!r}")
+    u = _non_negative("offset", offset)
     t = positive_float("temperature", temperature)
     shifted = (input - u * F.one_hot(y, input.shape[1]).to(input.dtype)) / t
     return _reduce(t * F.cross_entropy(shifted, y, reduction="none"), check_reduction(reduction))
@@ -172,9 +181,7 @@ def gloro_trades_loss(input: Tensor, target: Tensor, eps: float, pair_lipschitz:
     arXiv:2102.08452, who use :math:`\lambda` from 1.2 to 3 on MNIST)."""
     y = _class_indices(input, target)
     eps = _check_eps(eps)
-    lam = float(lam)
-    if not math.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
+    lam = _non_negative("lam", lam)
     bot = _bot_logit(input, eps, _pair_matrix(input, pair_lipschitz))
     kl = F.softplus(bot - torch.logsumexp(input, 1))
     return _reduce(F.cross_entropy(input, y, reduction="none") + lam * kl, check_reduction(reduction))
@@ -184,9 +191,7 @@ def _emma_logits(input: Tensor, target: Tensor, eps: float, pair_lipschitz: Tens
                  min_fraction: float) -> tuple[Tensor, Tensor]:
     y = _class_indices(input, target)
     eps = _check_eps(eps)
-    rho = float(min_fraction)
-    if not 0.0 <= rho <= 1.0:
-        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+    rho = _check_fraction(min_fraction)
     k = _pair_matrix(input, pair_lipschitz)[y]
     gaps = input.gather(1, y[:, None]) - input  # z_y - z_j
     with torch.no_grad():
@@ -211,9 +216,7 @@ def logit_annealing_loss(input: Tensor, target: Tensor, eps: float, pair_lipschi
     :math:`p_y = \exp(-\mathrm{CE}(\dots))` (Lai et al., arXiv:2505.15174; their defaults
     :math:`u = 2`, :math:`T = 0.75`, :math:`\gamma = 5`)."""
     worst, y = _emma_logits(input, target, eps, pair_lipschitz, min_fraction)
-    gamma = float(gamma)
-    if not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    gamma = _non_negative("gamma", gamma)
     per_sample = offset_cross_entropy_loss(worst, y, offset, temperature, reduction="none")
     t = float(temperature)
     ce = per_sample / t
@@ -265,7 +268,7 @@ class OffsetCrossEntropyLoss(nn.Module):
 
     def __init__(self, offset: float = math.sqrt(2.0), temperature: float = 0.25, reduction: str = "mean") -> None:
         super().__init__()
-        self.offset = float(offset)
+        self.offset = _non_negative("offset", offset)
         self.temperature = positive_float("temperature", temperature)
         self.reduction = check_reduction(reduction)
 
@@ -292,7 +295,7 @@ class GloroTradesLoss(_PairLoss):
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  lam: float = 1.5, reduction: str = "mean") -> None:
         super().__init__(eps, head, body_lipschitz, reduction)
-        self.lam = float(lam)
+        self.lam = _non_negative("lam", lam)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return gloro_trades_loss(input, target, self.eps, self._k(input), self.lam, self.reduction)
@@ -304,7 +307,7 @@ class EMMALoss(_PairLoss):
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  min_fraction: float = 0.01, reduction: str = "mean") -> None:
         super().__init__(eps, head, body_lipschitz, reduction)
-        self.min_fraction = float(min_fraction)
+        self.min_fraction = _check_fraction(min_fraction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return emma_loss(input, target, self.eps, self._k(input), self.min_fraction, self.reduction)
@@ -318,10 +321,10 @@ class LogitAnnealingLoss(_PairLoss):
                  offset: float = 2.0, temperature: float = 0.75, gamma: float = 5.0,
                  min_fraction: float = 0.01, reduction: str = "mean") -> None:
         super().__init__(eps, head, body_lipschitz, reduction)
-        self.offset = float(offset)
+        self.offset = _non_negative("offset", offset)
         self.temperature = positive_float("temperature", temperature)
-        self.gamma = float(gamma)
-        self.min_fraction = float(min_fraction)
+        self.gamma = _non_negative("gamma", gamma)
+        self.min_fraction = _check_fraction(min_fraction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return logit_annealing_loss(input, target, self.eps, self._k(input), self.offset, self.temperature,
