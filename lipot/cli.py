@@ -233,9 +233,11 @@ def _estimate(args) -> int:
     if args.flatten:
         a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     parallel, device = _launch(args.device)
-    res = estimate_w1(a, b, critic=None if args.critic == "auto" else args.critic, folds=args.folds,
-                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                      device=device, progress=args.progress and distributed.is_main(), distributed=parallel)
+    # only the options the user set: the defaults live in lipot.W1Estimator
+    settings = {k: getattr(args, k) for k in ("folds", "epochs", "lr", "batch_size") if getattr(args, k) is not None}
+    progress = None if args.progress is None else (args.progress and distributed.is_main())
+    res = estimate_w1(a, b, critic=None if args.critic == "auto" else args.critic, seed=args.seed,
+                      device=device, progress=progress, distributed=parallel, **settings)
     main_rank = distributed.is_main()
     distributed.cleanup()
     if not main_rank:
@@ -325,15 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exact", action="store_true", help="also print exact_w1 (POT) when feasible")
     e.add_argument("--critic", choices=["auto", "linear", "gnp"], default="auto",
                    help="auto: per fold, the better of the closed-form linear critic and a GNP network")
-    e.add_argument("--folds", type=int, default=5, help="cross-fitting folds (1: one held-out split)")
+    e.add_argument("--folds", type=int, default=None,
+                   help="cross-fitting folds (1: one held-out split; default: lipot.W1Estimator's)")
     e.add_argument("--flatten", action="store_true",
                    help="treat images as vectors (dense critic: much faster than the conv one on CPU)")
-    e.add_argument("--epochs", type=int, default=60)
-    e.add_argument("--lr", type=float, default=1e-3)
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: lipot.W1Estimator's)")
+    e.add_argument("--lr", type=float, default=None, help="initial learning rate (default: lipot.W1Estimator's)")
+    e.add_argument("--batch-size", type=int, default=None, help="default: lipot.W1Estimator's")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None)
-    e.add_argument("--progress", action="store_true")
+    e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
     e.set_defaults(func=_estimate)
     return parser
 

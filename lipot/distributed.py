@@ -42,7 +42,7 @@ from torch import distributed as dist
 
 __all__ = ["setup", "cleanup", "global_batch", "active", "is_distributed", "rank", "world_size",
            "is_main", "rank_seed", "all_sum", "from_main", "group_size", "batch_scale", "shard_slice",
-           "require_initialized"]
+           "require_initialized", "wrap_ddp"]
 
 _ACTIVE: contextvars.ContextVar[object | None] = contextvars.ContextVar("lipot_global_batch", default=None)
 _NO_GROUP = object()
@@ -189,3 +189,12 @@ def shard_slice(n: int, rank_: int | None = None, world: int | None = None) -> s
     base, extra = divmod(n, w)
     start = r * base + min(r, extra)
     return slice(start, start + base + (1 if r < extra else 0))
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` on ``device`` (its CUDA index, or CPU with gloo)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        raise TypeError("pass the plain model; lipot wraps it in DistributedDataParallel itself")
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)

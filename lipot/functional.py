@@ -19,6 +19,8 @@ __all__ = [
     "group_sort_2",
     "full_sort",
     "max_min",
+    "pair_norm",
+    "group_sort_norm",
     "householder",
     "lipschitz_prelu",
     "l2_norm_pool2d",
@@ -174,6 +176,38 @@ def _safe_sqrt(x: Tensor) -> Tensor:
         positive = x > 0
         return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
     return _SafeSqrt.apply(x)
+
+
+def pair_norm(input: Tensor, dim: int = 1) -> Tensor:
+    r"""The :math:`\ell_2` norm of consecutive pairs along ``dim``:
+    :math:`(a_1, b_1, a_2, b_2, \dots) \mapsto (\lVert(a_1, b_1)\rVert, \lVert(a_2, b_2)\rVert, \dots)`
+    (halves ``dim``).
+
+    1-Lipschitz (:math:`|\lVert u\rVert - \lVert v\rVert| \le \lVert u - v\rVert` per pair, summed
+    in squares) with orthonormal Jacobian rows away from a zero pair, so the input gradient has the
+    norm of the output gradient (gradient-norm preserving); the gradient at a zero pair is 0.
+    """
+    if not _tracing() and input.shape[dim] % 2:
+        raise ValueError(f"pair_norm: the size {input.shape[dim]} of dimension {dim} must be even")
+    return _safe_sqrt(input.unflatten(dim, (-1, 2)).pow(2).sum(dim + 1 if dim >= 0 else dim))
+
+
+def group_sort_norm(input: Tensor, dim: int = 1) -> Tensor:
+    r"""GroupSort2 on the first half of ``dim`` and :func:`pair_norm` on the second half,
+    concatenated: ``C -> C/2 + C/4`` features (``C`` divisible by 4).
+
+    Each part is 1-Lipschitz and they act on disjoint coordinates, so the map is 1-Lipschitz and
+    gradient-norm preserving (orthonormal Jacobian rows). The sorted half represents piecewise
+    linear functions, the norm half radial ones: a GroupSort network approximates
+    :math:`\lVert x\rVert` only coarsely, while one :func:`pair_norm` layer after an orthogonal
+    map, then another, builds norms of growing subspaces exactly.
+    """
+    size = input.shape[dim]
+    if not _tracing() and size % 4:
+        raise ValueError(f"group_sort_norm: the size {size} of dimension {dim} must be divisible by 4")
+    half = size // 2
+    return torch.cat([group_sort(input.narrow(dim, 0, half), 2, dim),
+                      pair_norm(input.narrow(dim, half, size - half), dim)], dim)
 
 
 def l2_norm_pool2d(

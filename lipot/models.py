@@ -16,6 +16,7 @@ from .nn import (
     AOLConv2d,
     FrobeniusLinear,
     GroupSort2,
+    GroupSortNorm,
     OrthoConv2d,
     ScaledL2NormPool2d,
     Sequential,
@@ -26,6 +27,7 @@ from .nn import (
 __all__ = [
     "dense_classifier",
     "dense_critic",
+    "DENSE_CRITIC_HIDDEN",
     "conv_classifier",
     "conv_critic",
     "CONV_LAYERS",
@@ -74,24 +76,39 @@ def dense_classifier(
     With the default ``head`` the whole logit map is 1-Lipschitz, so its certificates may use the
     sqrt(2) or per-pair form; ``head="lln"``: see :data:`HEADS`.
     """
-    _checks.positive_int("in_features", in_features)
     _checks.positive_int("num_classes", num_classes)
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = in_features
-    for h in hidden:
-        _checks.positive_int("hidden", h)
-        if h % 2:
-            raise ValueError(f"hidden widths must be even for GroupSort2, got {h}")
-        layers += [SpectralLinear(width, h), GroupSort2()]
-        width = h
+    layers, width = _dense_body(in_features, hidden, GroupSort2, 2, lambda h: h)
     layers.append(_head(width, num_classes, head))
     return Sequential(*layers)
 
 
-def dense_critic(in_features: int, hidden: Sequence[int] = (256, 256, 256)) -> Sequential:
-    """A GNP KR critic for vectors: ``dense_classifier(in_features, hidden, 1)`` (one output,
-    1-Lipschitz), the default critic of :func:`lipot.estimate_w1`."""
-    return dense_classifier(in_features, hidden, 1)
+def _dense_body(in_features: int, hidden: Sequence[int], activation, multiple: int, out_width):
+    """``[Flatten, (SpectralLinear(h), activation()) for h in hidden]`` and the last width."""
+    _checks.positive_int("in_features", in_features)
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        _checks.positive_int("hidden", h)
+        if h % multiple:
+            raise ValueError(f"hidden widths must be divisible by {multiple} for {activation.__name__}, got {h}")
+        layers += [SpectralLinear(width, h), activation()]
+        width = out_width(h)
+    return layers, width
+
+
+DENSE_CRITIC_HIDDEN = (128, 128, 128)
+"""Hidden widths of :func:`dense_critic` (the default critic of :func:`lipot.estimate_w1`)."""
+
+
+def dense_critic(in_features: int, hidden: Sequence[int] = DENSE_CRITIC_HIDDEN) -> Sequential:
+    """A GNP KR critic for vectors: ``Flatten -> [SpectralLinear(h) -> GroupSortNorm] *
+    len(hidden) -> SpectralLinear(1, bias=False)`` (widths divisible by 4; ``GroupSortNorm`` maps ``h``
+    features to ``3h/4``: GroupSort2 on half of them, pair norms on the other half, so the
+    critic represents both piecewise-linear and radial functions). The default critic of
+    :func:`lipot.estimate_w1`."""
+    layers, width = _dense_body(in_features, hidden, GroupSortNorm, 4, GroupSortNorm.out_features)
+    layers.append(SpectralLinear(width, 1, bias=False))  # KR values ignore constants
+    return Sequential(*layers)
 
 
 def _conv_layer(conv: str):

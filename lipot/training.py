@@ -323,17 +323,13 @@ def _ramp_setter(loss_fn, radius_ramp: RadiusRamp | None, epoch: int, steps: int
 def _wrap_ddp(model: nn.Module, train_data, device: torch.device) -> nn.Module:
     """``DistributedDataParallel(model)`` after checking that ``train_data`` is sharded."""
     _dist.require_initialized("fit(distributed=True)")
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        raise TypeError("pass the plain model to fit(distributed=True); it wraps it in DDP itself")
     world = _dist.world_size()
     sharded = (isinstance(train_data, TensorLoader) and train_data.world_size == world) or \
         isinstance(getattr(train_data, "sampler", None), DistributedSampler)
     if world > 1 and not sharded:
         raise ValueError("train_data must give each rank its own shard: use make_loader(..., distributed=True) "
                          "or a DataLoader with a DistributedSampler")
-    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return _dist.wrap_ddp(model, device)
 
 
 def _loader_rng(loader) -> Tensor | None:

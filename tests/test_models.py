@@ -51,7 +51,7 @@ def test_default_conv_is_orthogonal():
 
 
 def test_builder_errors():
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(ValueError, match="divisible by 2 for GroupSort2"):
         models.dense_classifier(4, (3,), 1)
     with pytest.raises(ValueError, match="input_size"):
         models.conv_classifier(1, 6, (4, 4, 4), (), 2)

@@ -152,13 +152,13 @@ def test_stream_weights_and_datasets():
 
 
 def test_cells_by_hash_have_the_requested_fractions():
-    from lipot.wasserstein import _cells_by_hash
+    from lipot.wasserstein.folds import FoldPlan, cells_by_hash
 
-    cells = _cells_by_hash(np.arange(200_000), 4, (0.3, 0.15), key=3).numpy()
+    cells = cells_by_hash(np.arange(200_000), FoldPlan(4, (0.3, 0.15)), key=3).numpy()
     groups, sel = cells // 2, cells % 2
     assert np.allclose(np.bincount(groups) / cells.size, 0.25, atol=0.005)
     assert abs(sel.mean() - 0.15) < 0.005
-    single = _cells_by_hash(np.arange(200_000), 1, (0.3, 0.15), key=3).numpy()
+    single = cells_by_hash(np.arange(200_000), FoldPlan(1, (0.3, 0.15)), key=3).numpy()
     assert abs((single // 2 == 0).mean() - 0.3) < 0.005 and abs((single % 2).mean() - 0.15) < 0.005
 
 

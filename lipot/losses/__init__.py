@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from .hkr import (
     kr_loss,
+    weighted_kr,
     neg_kr_loss,
     hinge_margin_loss,
     hkr_loss,
@@ -83,6 +84,7 @@ from .margin import (
 )
 
 __all__ = [
+    "weighted_kr",
     "kr_loss",
     "neg_kr_loss",
     "hinge_margin_loss",

@@ -26,6 +26,7 @@ from ._common import (
 )
 
 __all__ = [
+    "weighted_kr",
     "kr_loss",
     "neg_kr_loss",
     "hinge_margin_loss",
@@ -81,6 +82,23 @@ def _kr_weights(sign: Tensor) -> Tensor:
 def _kr_per_sample(input: Tensor, sign: Tensor) -> Tensor:
     flat = input.reshape(input.shape[0], -1)
     return (_kr_weights(sign.reshape(flat.shape)) * flat).sum(-1)
+
+
+def weighted_kr(fx: Tensor, fy: Tensor, weights_x: Tensor, weights_y: Tensor,
+                totals: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    r"""KR value between two weighted samples, along the last dimension:
+
+    .. math::
+        \mathrm{KR} = \frac{\sum_i a_i f(x_i)}{\sum_i a_i} - \frac{\sum_j b_j f(y_j)}{\sum_j b_j}
+        \;\le\; W_1 \quad\text{(in expectation, for 1-Lipschitz } f\text{)}.
+
+    ``fx``, ``weights_x``: ``(..., n)``; ``fy``, ``weights_y``: ``(..., m)`` (a leading batch of
+    critics gives one value each). ``totals`` replaces the weight sums (the global sums of a
+    distributed batch). A row with zero total weight contributes 0.
+    """
+    tiny = torch.finfo(fx.dtype).tiny
+    sx, sy = (weights_x.sum(-1), weights_y.sum(-1)) if totals is None else totals
+    return (fx * weights_x).sum(-1) / sx.clamp_min(tiny) - (fy * weights_y).sum(-1) / sy.clamp_min(tiny)
 
 
 def kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -4,7 +4,7 @@ See the "which layers are safe" table in README.md.
 """
 
 from .aol import AOLConv2d, AOLLinear
-from .activation import FullSort, GroupSort, GroupSort2, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
+from .activation import FullSort, GroupSort, GroupSort2, GroupSortNorm, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
 from .base import LipschitzModule, nominal_lipschitz
 from .containers import Sequential
 from .conv import FrobeniusConv2d, SpectralConv1d, SpectralConv2d, SpectralConvTranspose2d
@@ -21,10 +21,12 @@ from .pooling import (
 )
 from .residual import LipResidual
 from .sampling import InvertibleDownSampling, InvertibleUpSampling
+from .stacked import StackedSpectralLinear
 
 __all__ = [
     "SpectralLinear",
     "FrobeniusLinear",
+    "StackedSpectralLinear",
     "SpectralConv1d",
     "SpectralConv2d",
     "FrobeniusConv2d",
@@ -43,6 +45,7 @@ __all__ = [
     "GroupSort",
     "GroupSort2",
     "FullSort",
+    "GroupSortNorm",
     "MaxMin",
     "HouseHolder",
     "LPReLU",

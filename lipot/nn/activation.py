@@ -16,7 +16,7 @@ from .. import _checks
 from .. import functional as LF
 from .base import LipschitzModule, trace_export
 
-__all__ = ["GroupSort", "GroupSort2", "FullSort", "MaxMin", "HouseHolder", "LPReLU"]
+__all__ = ["GroupSort", "GroupSort2", "FullSort", "GroupSortNorm", "MaxMin", "HouseHolder", "LPReLU"]
 
 
 def _scaled(x: Tensor, k: float) -> Tensor:
@@ -69,6 +69,28 @@ class FullSort(GroupSort):
 
     def __init__(self, k_coef_lip: float = 1.0) -> None:
         super().__init__(group_size=None, k_coef_lip=k_coef_lip)
+
+
+class GroupSortNorm(_Activation):
+    r"""GroupSort2 on the first half of the channels (dimension 1), :math:`\ell_2` norms of
+    consecutive pairs on the second half (:func:`lipot.functional.group_sort_norm`).
+
+    Shape: ``(N, C, *)`` -> ``(N, C/2 + C/4, *)``, ``C`` divisible by 4. 1-Lipschitz and
+    gradient-norm preserving; the norm half lets a dense network represent radial functions
+    such as :math:`\lVert x - a\rVert`, which GroupSort alone approximates coarsely (the
+    default critic of :func:`lipot.estimate_w1` uses it).
+    """
+
+    def __init__(self, k_coef_lip: float = 1.0) -> None:
+        super().__init__(k_coef_lip)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _scaled(LF.group_sort_norm(input, 1), self.k_coef_lip)
+
+    @staticmethod
+    def out_features(features: int) -> int:
+        """Output width for ``features`` input channels."""
+        return features // 2 + features // 4
 
 
 class MaxMin(_Activation):

@@ -1,0 +1,30 @@
+r"""Wasserstein-1 estimation with Kantorovich-Rubinstein (KR) dual critics, checked against
+exact optimal transport (:mod:`lipot.ot`).
+
+The package, bottom to top:
+
+* :mod:`~lipot.wasserstein.folds`: the fold plan (train / selection / held-out parts);
+* :mod:`~lipot.wasserstein.sources`: samples in memory or streamed, centered in float64;
+* :mod:`~lipot.wasserstein.moments`: per-part float64 sums of samples and critic values;
+* :mod:`~lipot.wasserstein.critics`: the returned critic types and the stacked fold critics;
+* :mod:`~lipot.wasserstein.fitting`: the K fold critics trained together;
+* :mod:`~lipot.wasserstein.estimator`: :class:`W1Estimator` and :func:`estimate_w1`.
+"""
+
+from .critics import LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedDenseCritic
+from .estimator import W1Estimator, W1Result, auto_batch_size, auto_hidden, estimate_w1
+from .folds import FoldPlan
+
+__all__ = [
+    "estimate_w1",
+    "W1Estimator",
+    "W1Result",
+    "ScaledCritic",
+    "MeanCritic",
+    "LinearCritic",
+    "StackedDenseCritic",
+    "SeparateCritics",
+    "FoldPlan",
+    "auto_batch_size",
+    "auto_hidden",
+]

@@ -1,0 +1,199 @@
+r"""KR critics: the returned critic types and the K fold critics trained together.
+
+* :class:`ScaledCritic` :math:`g(x) = s\,f((x - c)/s)` — as Lipschitz as :math:`f` (a translation,
+  then a rescaling of the domain and the range by the same factor). The estimator trains
+  :math:`f` on inputs centered on the pooled mean :math:`c` (in float64) and scaled by
+  :math:`s`, and returns :math:`g`, which takes the user's raw inputs.
+* :class:`MeanCritic`: the average of the fold critics (1-Lipschitz when each is).
+* :class:`LinearCritic`: :math:`f(x) = \langle u, x\rangle`, :math:`\|u\|_2 = 1`.
+* :class:`StackedDenseCritic`: the K fold critics of the default dense network
+  (:func:`lipot.models.dense_critic`) in one module built from
+  :class:`~lipot.nn.StackedSpectralLinear` layers, so that one batched step trains the K
+  critics (each on its own training part) at the cost of about one;
+  :class:`SeparateCritics` gives any other critic (a user's module, the conv critic for images)
+  the same interface, member by member.
+
+Both fold-critic modules map a batch ``(B, *shape)`` to the ``(K, B)`` values of the K critics,
+and export member ``k`` as a :class:`ScaledCritic` (:meth:`member`) that
+:func:`lipot.certify.lipschitz_bound` verifies.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import models
+from ..functional import group_sort_norm
+from ..nn import GroupSortNorm, Sequential, StackedSpectralLinear
+from ..normalizers import DEFAULT_EPS_BJORCK
+
+__all__ = ["ScaledCritic", "MeanCritic", "LinearCritic", "StackedDenseCritic", "SeparateCritics",
+           "fold_critics"]
+
+
+class ScaledCritic(nn.Module):
+    r""":math:`g(x) = s\,f((x - c)/s)`: as Lipschitz as :math:`f`.
+
+    ``center`` (float64, default 0) is subtracted in float64, then the input is cast to the
+    critic's dtype, so float64 data far from the origin (offsets of 1e8) keep their resolution;
+    float32 inputs far from the origin have already lost it (pass them as float64).
+    """
+
+    def __init__(self, critic: nn.Module, scale: float, center: Tensor | None = None) -> None:
+        super().__init__()
+        self.critic = critic
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("center", torch.zeros(()) if center is None else center.detach().double().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        if bool(self.center.any()):
+            x = (x.double() - self.center.reshape(x.shape[1:])).to(self.scale.dtype)
+        return self.scale * self.critic(x / self.scale).reshape(x.shape[0])
+
+
+class MeanCritic(nn.Module):
+    """The average of several critics: 1-Lipschitz when each of them is."""
+
+    def __init__(self, critics) -> None:
+        super().__init__()
+        self.critics = nn.ModuleList(critics)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([c(x).reshape(x.shape[0]) for c in self.critics]).mean(0)
+
+
+class LinearCritic(nn.Sequential):
+    r""":math:`f(x) = \langle u, \mathrm{vec}(x)\rangle` with :math:`\|u\|_2 = 1` (or
+    :math:`u = 0`): exactly 1-Lipschitz. A ``Flatten -> Linear`` Sequential, so
+    :func:`lipot.certify.lipschitz_bound` verifies it."""
+
+    def __init__(self, direction: Tensor) -> None:
+        u = direction.detach().reshape(-1).double()
+        norm = float(u.norm())
+        linear = nn.Linear(u.numel(), 1, bias=False)
+        with torch.no_grad():
+            linear.weight.copy_((u / norm if norm > 0 else u).reshape(1, -1))
+        linear.weight.requires_grad_(False)
+        super().__init__(nn.Flatten(), linear)
+
+
+def _fold_view(t: Tensor, members: int) -> Tensor:
+    """A stacked tensor as ``(K, -1)``: every stacked parameter and buffer is fold-major."""
+    return t.reshape(members, -1)
+
+
+class StackedDenseCritic(nn.Module):
+    r"""K dense GNP critics :math:`g_k(x) = s_k f_k(x / s_k)`, each :math:`f_k` the network of
+    :func:`lipot.models.dense_critic` (``Flatten -> [SpectralLinear(h) -> GroupSortNorm] *
+    len(hidden) -> SpectralLinear(1)``), evaluated together.
+
+    Args:
+        members: K.
+        in_features: input dimension (inputs are flattened).
+        scales: the K input scales :math:`s_k > 0`.
+        hidden: hidden widths (divisible by 4).
+        eps_bjorck: Björck target accuracy of every layer (as ``SpectralLinear``).
+
+    The Björck iteration of a stacked layer stops when its *least* converged member reaches
+    ``eps_bjorck``, so a member's weight can be a little closer to orthonormal than the same
+    member's alone (both within ``eps_bjorck``).
+    """
+
+    def __init__(self, members: int, in_features: int, scales: Sequence[float],
+                 hidden: Sequence[int] = models.DENSE_CRITIC_HIDDEN, eps_bjorck: float = DEFAULT_EPS_BJORCK
+                 ) -> None:
+        super().__init__()
+        if len(scales) != members:
+            raise ValueError(f"scales must have {members} entries (one per member), got {len(scales)}")
+        for h in hidden:
+            if h % 4:
+                raise ValueError(f"hidden widths must be divisible by 4 for GroupSortNorm, got {h}")
+        ins = [in_features, *(GroupSortNorm.out_features(h) for h in hidden)]
+        self.members, self.in_features, self.hidden = members, in_features, tuple(hidden)
+        outs = [*hidden, 1]
+        # no output bias: KR values ignore constants, and Adam would move a bias whose gradient
+        # is zero up to rounding by steps of size lr
+        self.layers = nn.ModuleList(StackedSpectralLinear(members, a, b, bias=i + 1 < len(outs), eps_bjorck=eps_bjorck)
+                                    for i, (a, b) in enumerate(zip(ins, outs)))
+        self.register_buffer("scale", torch.tensor([float(s) for s in scales]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, *shape) -> (K, B)``."""
+        s = self.scale.to(x.dtype)[:, None, None]
+        h = x.reshape(x.shape[0], -1)[None] / s
+        for i, layer in enumerate(self.layers):
+            if i:
+                h = group_sort_norm(h, dim=2)
+            h = layer(h)
+        return (s * h)[..., 0]
+
+    def member(self, k: int) -> ScaledCritic:
+        """Critic ``k`` as a ``ScaledCritic`` over a :class:`lipot.nn.Sequential` with the
+        structure of :func:`lipot.models.dense_critic`."""
+        parts: list[nn.Module] = [nn.Flatten()]
+        for i, layer in enumerate(self.layers):
+            if i:
+                parts.append(GroupSortNorm())
+            parts.append(layer.member(k))
+        return ScaledCritic(Sequential(*parts), float(self.scale[k])).eval()
+
+    def fold_state(self, k: int) -> dict[str, Tensor]:
+        return {name: _fold_view(t, self.members)[k].clone() for name, t in self.state_dict().items()}
+
+    @torch.no_grad()
+    def load_fold_state(self, k: int, state: dict[str, Tensor]) -> None:
+        for name, t in self.state_dict(keep_vars=True).items():
+            _fold_view(t, self.members)[k].copy_(state[name])
+
+
+class SeparateCritics(nn.Module):
+    """K critics :math:`g_k(x) = s_k f_k(x/s_k)` held as separate modules (any architecture),
+    with the interface of :class:`StackedDenseCritic`: ``(B, *shape) -> (K, B)``."""
+
+    def __init__(self, critics: Sequence[nn.Module], scales: Sequence[float]) -> None:
+        super().__init__()
+        self.members = len(critics)
+        self.critics = nn.ModuleList(ScaledCritic(c, s) for c, s in zip(critics, scales))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([c(x) for c in self.critics])
+
+    def member(self, k: int) -> ScaledCritic:
+        return copy.deepcopy(self.critics[k]).eval()
+
+    def fold_state(self, k: int) -> dict[str, Tensor]:
+        return {name: t.clone() for name, t in self.critics[k].state_dict().items()}
+
+    def load_fold_state(self, k: int, state: dict[str, Tensor]) -> None:
+        self.critics[k].load_state_dict(state)
+
+
+def _default_network(shape: tuple[int, ...]) -> nn.Module:
+    if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 4 == 0:
+        return models.conv_critic(shape[0], shape[1])
+    return models.dense_critic(int(np.prod(shape)))
+
+
+def _is_dense_shape(shape: tuple[int, ...]) -> bool:
+    return not (len(shape) == 3 and shape[1] == shape[2] and shape[1] % 4 == 0)
+
+
+def fold_critics(critic: nn.Module | None, shape: tuple[int, ...], scales: Sequence[float], seed: int,
+                 hidden: Sequence[int] = models.DENSE_CRITIC_HIDDEN) -> nn.Module:
+    """The K fold critics to train: stacked dense critics for vectors (the default), else
+    K separate copies of ``critic`` (a user's module: the same initialization in every fold)
+    or of the conv critic (seeded ``seed + k``)."""
+    members = len(scales)
+    if critic is None and _is_dense_shape(shape):
+        torch.manual_seed(seed)
+        return StackedDenseCritic(members, int(np.prod(shape)), scales, hidden)
+    nets = []
+    for k in range(members):
+        torch.manual_seed(seed + k)
+        nets.append(copy.deepcopy(critic) if critic is not None else _default_network(shape))
+    return SeparateCritics(nets, scales)

@@ -1,0 +1,368 @@
+r"""The W1 estimator: :class:`W1Estimator` and :func:`estimate_w1`.
+
+.. math::
+    W_1(\mu, \nu) = \sup_{\mathrm{Lip}(f)\le 1} \mathbb{E}_\mu f - \mathbb{E}_\nu f .
+
+For any *fixed* 1-Lipschitz :math:`f`, the KR value :math:`\bar f_X - \bar f_Y` on samples the
+critic never saw is an unbiased estimate of :math:`\mathbb{E}_\mu f - \mathbb{E}_\nu f \le
+W_1(\mu, \nu)`; the in-sample value is not (a critic overfits). So each critic sees three
+disjoint parts (:mod:`lipot.wasserstein.folds`): *train* (fit it), *selection* (early stopping
+and model selection) and *held-out* (the reported ``value``, with a standard error from the
+per-sample critic values and a 95 % normal interval). By default the held-out parts are the K
+folds of a cross-fitting (``folds=5``): every sample is held out once and the value is the mean
+of the K held-out values.
+
+**Model selection.** With the default ``critic=None`` each fold has two candidates, and the one
+with the larger KR value on the selection part is kept:
+
+* the best *linear* critic :math:`f(x) = \langle u, x\rangle`, :math:`\|u\|_2 = 1`, in closed
+  form, :math:`u \propto \bar x - \bar y` (weighted means). It is optimal for a shift of the
+  distribution and does not overfit noise directions the way a network does in high dimension;
+* a GNP network (:func:`lipot.models.dense_critic` for vectors, :func:`lipot.models.conv_critic`
+  for square images), trained with Adam on the training part and early-stopped on the
+  selection part. The K fold networks of the dense critic train **together**, as one stacked
+  network (:mod:`lipot.wasserstein.fitting`). Inputs are centered on the pooled mean in float64
+  (:mod:`lipot.wasserstein.sources`) and rescaled by one scalar :math:`s` per fold (RMS distance
+  to the mean of the training part): :math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when
+  :math:`f` is.
+
+References: Arjovsky, Chintala & Bottou, arXiv:1701.07875; Anil, Lucas & Grosse,
+arXiv:1811.05381 (GNP critics); Chernozhukov et al., arXiv:1608.00060 (cross-fitting).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .. import distributed as _dist
+from .. import models
+from ..ot import _check_dims, as_points, as_weights
+from .critics import LinearCritic, MeanCritic, ScaledCritic, fold_critics
+from .fitting import Schedule, critic_moments, train_fold_critics
+from .folds import FoldPlan
+from .moments import Stats, input_scale, kr_from
+from .sources import Memory, Stream, is_stream
+
+__all__ = ["estimate_w1", "W1Estimator", "W1Result", "auto_hidden", "auto_batch_size"]
+
+
+@dataclass
+class W1Result:
+    """An estimate of :math:`W_1`: ``value`` (held-out KR value) ± ``stderr``, ``ci`` (95 %).
+
+    ``selected`` names the critic kept in each fold (``"linear"``, ``"gnp"`` or ``"custom"``);
+    ``history`` holds one record per epoch of every trained network."""
+
+    value: float
+    stderr: float
+    ci: tuple[float, float]
+    in_sample: float
+    critic: nn.Module = field(repr=False)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    n_heldout: tuple[int, int] = (0, 0)
+    seconds: float = 0.0
+    selected: tuple[str, ...] = ()
+
+
+def auto_batch_size(n_train: int) -> int:
+    """Default batch size (samples per side and step): the whole training part up to 512."""
+    return max(1, min(n_train, 512))
+
+
+def auto_hidden(in_features: int) -> tuple[int, ...]:
+    """Default hidden widths of the dense critic: :data:`lipot.models.DENSE_CRITIC_HIDDEN`."""
+    return models.DENSE_CRITIC_HIDDEN
+
+
+class _Stack(nn.Module):
+    """Critic ``k`` of a list evaluated on the same batch: ``(B, ...) -> (K, B)``."""
+
+    def __init__(self, critics: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.critics = nn.ModuleList(critics)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([c(x).reshape(x.shape[0]) for c in self.critics])
+
+
+class W1Estimator:
+    """Fit KR critics once (:meth:`fit`), then evaluate them on any samples (:meth:`evaluate`).
+
+    Args:
+        critic: ``None`` (default): per fold, the better on the selection part of the
+            closed-form linear critic and a GNP network (:func:`lipot.models.dense_critic` for
+            vectors, :func:`lipot.models.conv_critic` for square images ``(N, C, H, W)`` with
+            ``H`` divisible by 4; pass ``critic=lipot.models.conv_critic(C, H, conv="aol")`` to
+            choose its convolution); ``"linear"`` or ``"gnp"``: only that one; or a 1-Lipschitz
+            module mapping a batch to ``(N,)`` or ``(N, 1)`` values (trained as the network
+            candidate, alone, one copy per fold).
+        epochs: maximum number of epochs; the selection KR is measured after each.
+        batch_size: samples per side and step for in-memory data (``None``:
+            :func:`auto_batch_size`); a streamed ``DataLoader`` keeps its own batches.
+        lr: initial Adam learning rate.
+        lr_patience: the learning rate is halved when the mean smoothed selection KR has not
+            improved for this many epochs.
+        hidden: hidden widths of the default dense critic (``None``: :func:`auto_hidden`).
+        patience: a fold's network stops when the moving average of its selection KR has not
+            improved for this many epochs (its best state is kept).
+        smoothing: factor of that moving average (0: none).
+        min_epoch_steps: an epoch is one pass over the training samples, repeated until it has
+            made at least this many optimizer steps.
+        val_fraction: with ``folds=1``, the share of each sample held out for the reported value.
+        selection_fraction: share of each sample used for early stopping and model selection.
+        folds: ``K > 1`` cross-fits K critics so that every sample is held out once; ``1`` uses
+            one train / selection / held-out split.
+        device: where to train (default: CUDA if available, else CPU).
+        seed: seeds the split, the initialization and the batches.
+        progress: show a progress bar (epochs, active folds, mean best selection KR) on stderr
+            (tqdm; ``None``: only when stderr is a terminal).
+        distributed: run on the initialized process group (``torchrun``; see
+            :mod:`lipot.distributed`). Every rank passes the same ``X`` and ``Y`` and gets the
+            same result; the batches of every pass are dealt out to the ranks in turn and the
+            network steps as one DistributedDataParallel step on ``world_size`` pairs of batches
+            with global weight sums.
+    """
+
+    def __init__(
+        self,
+        critic: nn.Module | str | None = None,
+        *,
+        epochs: int = 200,
+        batch_size: int | None = None,
+        lr: float = 3e-3,
+        lr_patience: int = 3,
+        hidden: Sequence[int] | None = None,
+        patience: int = 10,
+        smoothing: float = 0.5,
+        min_epoch_steps: int = 20,
+        val_fraction: float = 0.3,
+        selection_fraction: float = 0.15,
+        folds: int = 5,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        progress: bool | None = False,
+        distributed: bool = False,
+    ) -> None:
+        if distributed:
+            _dist.require_initialized("W1Estimator(distributed=True)")
+        if critic is not None and not isinstance(critic, nn.Module) and critic not in ("linear", "gnp"):
+            raise ValueError(f"critic must be None, 'linear', 'gnp' or a torch module, got {critic!r}")
+        for name, v in (("val_fraction", val_fraction), ("selection_fraction", selection_fraction)):
+            if not 0.0 < float(v) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {v!r}")
+        if val_fraction + selection_fraction >= 0.9:
+            raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
+        for name, v in (("epochs", epochs), ("patience", patience), ("folds", folds), ("lr_patience", lr_patience),
+                        ("min_epoch_steps", min_epoch_steps)) + ((("batch_size", batch_size),)
+                                                                 if batch_size is not None else ()):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        if hidden is not None:
+            hidden = tuple(hidden)
+            if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 2 or h % 2 for h in hidden):
+                raise ValueError(f"hidden must be a non-empty list of even widths >= 2, got {hidden!r}")
+            if critic is not None and critic != "gnp":
+                raise ValueError("hidden sets the default dense critic's widths; it cannot apply to "
+                                 f"critic={critic!r}")
+        self.critic, self.epochs, self.batch_size, self.lr, self.hidden = critic, epochs, batch_size, lr, hidden
+        self.fractions = (float(val_fraction), float(selection_fraction))
+        self.patience, self.smoothing, self.min_epoch_steps = patience, float(smoothing), min_epoch_steps
+        self.lr_patience = lr_patience
+        self.seed, self.progress, self.folds = seed, progress, folds
+        self.distributed = bool(distributed) and _dist.world_size() > 1
+        self.device = torch.device(device) if device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        self.critic_: nn.Module | None = None
+        self.result_: W1Result | None = None
+        self.center_: np.ndarray | None = None
+        self._inner: nn.Module | None = None
+
+    # --------------------------------------------------------------------------- data
+
+    def _sources(self, X, Y, weights_x, weights_y, center: np.ndarray | None = None):
+        """Both samples as sources centered on ``center`` (default: their pooled mean)."""
+        if is_stream(X) or is_stream(Y):
+            if not (is_stream(X) and is_stream(Y)):
+                raise TypeError("X and Y must both be arrays/tensors or both be Datasets/DataLoaders")
+            if weights_x is not None or weights_y is not None:
+                raise ValueError("with Datasets or DataLoaders, yield (samples, weights) pairs instead of "
+                                 "passing weights_x / weights_y")
+            sx, sy = (Stream(n, d, self.batch_size or 256, self.device) for n, d in (("X", X), ("Y", Y)))
+            if sx.shape != sy.shape:
+                raise ValueError(f"X and Y must have the same sample shape, got {sx.shape} and {sy.shape}")
+            if center is None:
+                (ax, nx), (ay, ny) = sx.raw_mean(), sy.raw_mean()
+                center = (ax + ay) / (nx + ny)
+            for s in (sx, sy):
+                s.center = torch.as_tensor(center, dtype=torch.float64, device=self.device)
+            return sx, sy, center
+        x, y = as_points("X", X, min_points=2), as_points("Y", Y, min_points=2)
+        _check_dims(x, y)
+        shape = tuple(np.shape(X)[1:]) or (1,)
+        if (tuple(np.shape(Y)[1:]) or (1,)) != shape:
+            raise ValueError(f"X and Y must have the same sample shape, got {shape} and {tuple(np.shape(Y)[1:])}")
+        if center is None:
+            center = (x.sum(0) + y.sum(0)) / (x.shape[0] + y.shape[0])
+        wx, wy = as_weights("weights_x", weights_x, x.shape[0]), as_weights("weights_y", weights_y, y.shape[0])
+        sx, sy = (Memory(n, a.reshape(a.shape[0], *shape), w, self.device, center)
+                  for n, a, w in (("X", x, wx), ("Y", y, wy)))
+        return sx, sy, center
+
+    # --------------------------------------------------------------------------- fit
+
+    def _check_parts(self, plan: FoldPlan, stats: list[Stats]) -> None:
+        for k in range(plan.folds):
+            for part, mask in plan.masks(k).items():
+                for name, st in zip("XY", stats):
+                    if float(st.sum_w[mask].sum()) <= 0:
+                        raise ValueError(f"{name} has no sample (or only zero weights) in the {part} part of fold {k}; "
+                                         f"pass more samples, or fewer folds / larger fractions")
+
+    def _linear(self, st: list[Stats], masks: dict[str, Tensor]) -> tuple[float, LinearCritic]:
+        """The closed-form linear critic: its selection KR when fitted on the training part,
+        and the critic refitted on training + selection."""
+        u = st[0].weighted_mean(masks["train"]) - st[1].weighted_mean(masks["train"])
+        u = u / u.norm() if float(u.norm()) > 0 else u
+        sel = float(u @ (st[0].weighted_mean(masks["selection"]) - st[1].weighted_mean(masks["selection"])))
+        fit = masks["train"] | masks["selection"]
+        refit = LinearCritic(st[0].weighted_mean(fit) - st[1].weighted_mean(fit))
+        return sel, refit.to(self.device)
+
+    def _networks(self, sx, sy, plan: FoldPlan, stats: list[Stats]) -> tuple[list[float], list[nn.Module], list]:
+        """Train the K fold networks together; returns their best selection KRs, the critics
+        (``ScaledCritic``, one per fold) and the history."""
+        scales = [input_scale(*stats, plan.masks(k)["train"]) for k in range(plan.folds)]
+        n_train = int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
+        base = self.critic if isinstance(self.critic, nn.Module) else None
+        hidden = self.hidden or auto_hidden(int(np.prod(sx.shape)))
+        critics = fold_critics(base, sx.shape, scales, self.seed, hidden).to(self.device)
+        schedule = Schedule(self.epochs, self.batch_size or auto_batch_size(n_train), self.lr, self.patience,
+                            self.min_epoch_steps, self.smoothing, self.lr_patience)
+        disable = True if not _dist.is_main() else (None if self.progress is None else not self.progress)
+        with tqdm(total=self.epochs, desc=f"W1 critics ({plan.folds} folds)", unit="epoch", disable=disable,
+                  leave=False) as bar:
+            best, history = train_fold_critics(critics, sx, sy, plan, schedule, seed=self.seed,
+                                               distributed=self.distributed, bar=bar)
+        return best, [critics.member(k) for k in range(plan.folds)], history
+
+    def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
+        """Train the critic(s) on ``X`` (first measure) and ``Y`` (second); sets ``result_``.
+
+        With ``folds = K > 1`` (cross-fitting) every sample is held out once: critic ``k`` is
+        fitted on the other folds and evaluated on fold ``k``; the value is the mean of the K
+        held-out KR values (each one unbiased for its critic, so the mean is too), its standard
+        error combines the folds' ones, and ``critic_`` is the average of the K critics (an
+        average of 1-Lipschitz functions is 1-Lipschitz).
+        """
+        t0 = time.perf_counter()
+        sx, sy, center = self._sources(X, Y, weights_x, weights_y)
+        plan = FoldPlan(self.folds, self.fractions)
+        rng = np.random.default_rng(self.seed)
+        for i, s in enumerate((sx, sy)):
+            s.assign(plan, rng, self.seed * 2 + i)
+        stats = [Stats(s, plan.cells, self.distributed) for s in (sx, sy)]
+        self._check_parts(plan, stats)
+        candidates: list[list[tuple[float, str, nn.Module]]] = [[] for _ in range(plan.folds)]
+        history: list[dict] = []
+        if self.critic is None or self.critic == "linear":
+            for k in range(plan.folds):
+                sel, lin = self._linear(stats, plan.masks(k))
+                sel = _dist.from_main(sel) if self.distributed else sel
+                candidates[k].append((sel, "linear", lin))
+                history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
+        if self.critic != "linear":
+            best, nets, hist = self._networks(sx, sy, plan, stats)
+            name = "custom" if isinstance(self.critic, nn.Module) else "gnp"
+            for k in range(plan.folds):
+                candidates[k].append((best[k], name, nets[k]))
+            history += hist
+        chosen = [max(c, key=lambda t: t[0]) for c in candidates]
+        self._finish(sx, sy, plan, stats, chosen, center, history, t0)
+        return self
+
+    def _finish(self, sx, sy, plan: FoldPlan, stats, chosen, center, history, t0: float) -> None:
+        """Held-out values of the chosen critics, the returned critic and the result."""
+        inner = _Stack([c for _, _, c in chosen])
+        mx = critic_moments(inner, sx, None, plan.folds, plan.cells, self.distributed)
+        my = critic_moments(inner, sy, None, plan.folds, plan.cells, self.distributed)
+        values, variances, in_sample = [], [], []
+        for k in range(plan.folds):
+            v, e = kr_from(mx, my, k, plan.masks(k)["heldout"])
+            values.append(v)
+            variances.append(e * e)
+            in_sample.append(kr_from(mx, my, k, plan.masks(k)["train"])[0])
+        self._inner = inner.critics[0] if plan.folds == 1 else MeanCritic(inner.critics)
+        self.center_ = np.asarray(center, dtype=np.float64)
+        self.critic_ = _with_center(self._inner, self.center_)
+        value, stderr = float(np.mean(values)), math.sqrt(sum(variances)) / len(variances)
+        n_held = tuple(int(st.count[plan.union("heldout")].sum()) for st in stats)
+        self.result_ = W1Result(value, stderr, (value - 1.96 * stderr, value + 1.96 * stderr),
+                                float(np.mean(in_sample)), self.critic_, history, n_held,
+                                time.perf_counter() - t0, tuple(name for _, name, _ in chosen))
+
+    def evaluate(self, X, Y, weights_x=None, weights_y=None) -> W1Result:
+        """KR value of the fitted critic on new samples (arrays, tensors or streams), with its
+        standard error and 95 % CI. For samples independent of the fit, it estimates a lower
+        bound on :math:`W_1`."""
+        if self._inner is None:
+            raise RuntimeError("call fit(X, Y) before evaluate")
+        sx, sy, _ = self._sources(X, Y, weights_x, weights_y, center=self.center_)
+        cells = FoldPlan(1, self.fractions).cells
+        mask = torch.ones(cells, dtype=torch.bool)  # unassigned samples: any cell
+        mx, my = (critic_moments(self._inner, s, None, 1, cells, self.distributed) for s in (sx, sy))
+        value, stderr = kr_from(mx, my, 0, mask)
+        n = (mx.count(0, mask), my.count(0, mask))
+        return W1Result(value, stderr, (value - 1.96 * stderr, value + 1.96 * stderr), math.nan, self.critic_,
+                        n_heldout=n)
+
+
+def _with_center(critic: nn.Module, center: np.ndarray) -> nn.Module:
+    """The fitted critic for raw (uncentered) inputs: every ``ScaledCritic`` gets the center.
+    (A linear critic needs none: a constant shift of :math:`f` leaves every KR value unchanged.)"""
+    out = copy.deepcopy(critic)
+    c = torch.as_tensor(center, dtype=torch.float64)
+    for m in out.modules():
+        if isinstance(m, ScaledCritic):
+            m.center = c.clone().to(m.scale.device)
+    return out
+
+
+def estimate_w1(X, Y, *, critic: nn.Module | str | None = None, weights_x=None, weights_y=None,
+                **settings: Any) -> W1Result:
+    """Estimate :math:`W_1` between the samples ``X`` and ``Y`` with KR critics:
+    ``W1Estimator(critic, **settings).fit(X, Y, weights_x, weights_y).result_``; ``settings``
+    are :class:`W1Estimator`'s keyword arguments (their defaults are defined there only).
+
+    ``X``, ``Y``: arrays or tensors ``(n, d)`` or images ``(n, C, H, W)``, or torch Datasets /
+    DataLoaders for samples larger than memory (streamed in order; see
+    :mod:`lipot.wasserstein.sources`). Returns a :class:`W1Result`: ``value`` is the held-out KR
+    value of the selected critics (use it, not ``in_sample``), ``stderr`` and ``ci`` its
+    standard error and 95 % interval.
+    """
+    return W1Estimator(critic, **settings).fit(X, Y, weights_x, weights_y).result_
+
+
+def _signature_with_settings() -> inspect.Signature:
+    """``estimate_w1``'s signature with W1Estimator's keyword arguments spelled out (for
+    ``help()`` and IDEs)."""
+    own = list(inspect.signature(estimate_w1).parameters.values())[:-1]
+    est = [p for p in inspect.signature(W1Estimator.__init__).parameters.values()
+           if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return inspect.Signature(own + est, return_annotation=W1Result)
+
+
+estimate_w1.__signature__ = _signature_with_settings()  # type: ignore[attr-defined]

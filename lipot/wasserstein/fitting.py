@@ -1,0 +1,189 @@
+r"""Training the K fold critics together, each on its own training part.
+
+Every step reads one pair of batches ``(x, y)`` drawn from the samples that train at least one
+critic, and gives critic ``k`` the weights :math:`a_{ki} = w_i\,[\text{cell}_i \in
+\text{train}_k]` (zero for the samples it must not see), so the K critics step on K different
+training sets through one batched forward and backward pass:
+
+.. math::
+    \mathcal L = -\sum_k \mathbb 1[k\ \text{active}]\;\mathrm{KR}_k, \qquad
+    \mathrm{KR}_k = \frac{\sum_i a_{ki} g_k(x_i)}{\sum_i a_{ki}} -
+    \frac{\sum_j b_{kj} g_k(y_j)}{\sum_j b_{kj}} .
+
+The critics share no parameter, so the gradient of :math:`\mathcal L` with respect to critic
+``k``'s parameters is that of its own :math:`-\mathrm{KR}_k`, and Adam (element-wise) moves each
+critic exactly as it would move it alone (tested against K separately trained critics).
+
+After every epoch (a pass over the training samples, repeated to at least ``min_epoch_steps``
+steps) each critic's KR value on its selection part is measured. Per critic, the best value so
+far is kept as a snapshot (model selection), and the critic stops (its snapshot is restored and
+it no longer moves) once an exponential moving average of its selection values has not improved
+for ``patience`` epochs; training ends when every critic has stopped or after ``epochs``. The
+learning rate is halved whenever the sum of the active critics' averaged selection values has
+not improved for ``lr_patience`` epochs (``ReduceLROnPlateau``): the large early steps find the
+shape of the critic fast, the small late ones sharpen it (on the 8-ring vs 5x5-grid mixture,
+n = 5000, this took the held-out value from -3.3 % to -2.5 % of exact OT).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed as _dist
+from ..losses import weighted_kr
+from .folds import FoldPlan
+from .moments import EVAL_BATCH, Moments, kr_from
+from .sources import share, zip_cycle
+
+__all__ = ["Schedule", "train_fold_critics", "critic_moments"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The training schedule of the fold critics (the estimator fills it from its arguments)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    patience: int
+    min_epoch_steps: int
+    smoothing: float
+    lr_patience: int
+
+
+@torch.no_grad()
+def critic_moments(critics: nn.Module, source, mask: Tensor | None, members: int, cells: int,
+                   distributed: bool) -> Moments:
+    """Per-cell sums of the K critics' values over the samples whose cell is in ``mask``."""
+    critics.eval()
+    out = Moments(members, cells)
+    for x, w, c in share(source.batches(mask, EVAL_BATCH), distributed):
+        f = critics(x)
+        out.add(f.reshape(members, x.shape[0]), w, c)
+    if distributed:
+        out.all_sum()
+    return out
+
+
+def _pairs(sx, sy, mask: Tensor, batch_size: int, gen: torch.Generator, distributed: bool) -> Iterator[tuple]:
+    """One pass of training pairs ``((x, wx, cells), (y, wy, cells))`` for this rank. In a
+    distributed run the pairs are dealt out in groups of ``world_size``; a last incomplete group
+    is completed by repeating its pairs, so every rank makes the same number of steps (DDP
+    needs it)."""
+    pairs = zip_cycle(lambda: sx.batches(mask, batch_size, gen), lambda: sy.batches(mask, batch_size, gen))
+    if not distributed:
+        yield from pairs
+        return
+    world, r = _dist.world_size(), _dist.rank()
+    while group := list(itertools.islice(pairs, world)):
+        yield group[r % len(group)]
+
+
+def _batch_kr(model: nn.Module, xb, yb, ax: Tensor, ay: Tensor, distributed: bool) -> Tensor:
+    """The K critics' KR values on a pair of batches (one forward pass for both). Distributed: this rank's share of the KR
+    value of the union of the ranks' batches (global weight sums), times ``world_size`` (DDP
+    averages the gradients)."""
+    f = model(torch.cat([xb, yb]))  # one forward: the weights are normalized once per step
+    n = xb.shape[0]
+    if not distributed:
+        return weighted_kr(f[:, :n], f[:, n:], ax, ay)
+    totals = _dist.all_sum(torch.stack([ax.sum(-1), ay.sum(-1)]))
+    return _dist.world_size() * weighted_kr(f[:, :n], f[:, n:], ax, ay, totals=(totals[0], totals[1]))
+
+
+class _Selection:
+    """Per-critic model selection and stopping: best raw selection KR (snapshot) and the
+    patience counter on its exponential moving average."""
+
+    def __init__(self, members: int, patience: int, smoothing: float) -> None:
+        self.best = [-math.inf] * members
+        self.smooth = [None] * members
+        self.best_smooth = [-math.inf] * members
+        self.stale = [0] * members
+        self.active = [True] * members
+        self.state: list[dict | None] = [None] * members
+        self.patience, self.smoothing = patience, smoothing
+
+    def update(self, k: int, value: float, critics) -> None:
+        if value > self.best[k]:
+            self.best[k], self.state[k] = value, critics.fold_state(k)
+        s = self.smooth[k]
+        s = value if s is None else self.smoothing * s + (1 - self.smoothing) * value
+        self.smooth[k] = s
+        if s > self.best_smooth[k]:
+            self.best_smooth[k], self.stale[k] = s, 0
+        else:
+            self.stale[k] += 1
+            if self.stale[k] >= self.patience:
+                self.active[k] = False
+                critics.load_fold_state(k, self.state[k])
+
+
+def train_fold_critics(critics: nn.Module, sx, sy, plan: FoldPlan, schedule: Schedule, *, seed: int,
+                       distributed: bool = False, bar=None) -> tuple[list[float], list[dict]]:
+    """Train the K fold critics of ``critics`` (a module ``(B, *shape) -> (K, B)`` with
+    ``fold_state`` / ``load_fold_state``; see :mod:`lipot.wasserstein.critics`) together.
+
+    Returns the best selection KR of every critic (each critic is left at its best state) and
+    the history (one record per critic and epoch). ``bar``: a tqdm bar advanced once per epoch.
+    """
+    members = plan.folds
+    train_rows = plan.stacked("train").to(sx.device, torch.float32)
+    selection = plan.stacked("selection")
+    union, sel_union = plan.union("train"), plan.union("selection")
+    opt = torch.optim.Adam(critics.parameters(), lr=schedule.lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=schedule.lr_patience)
+    model = _dist.wrap_ddp(critics, sx.device) if distributed else critics
+    gen = torch.Generator().manual_seed(seed)
+    track = _Selection(members, schedule.patience, schedule.smoothing)
+    history: list[dict] = []
+    for epoch in range(schedule.epochs):
+        critics.train()
+        active = torch.tensor(track.active, dtype=torch.float32, device=sx.device)
+        last, steps = torch.zeros(members), 0
+        while steps == 0 or steps < schedule.min_epoch_steps:
+            for (xb, wxb, cx), (yb, wyb, cy) in _pairs(sx, sy, union, schedule.batch_size, gen, distributed):
+                kr = _batch_kr(model, xb, yb, wxb * train_rows[:, cx], wyb * train_rows[:, cy], distributed)
+                opt.zero_grad(set_to_none=True)
+                (-(kr * active).sum()).backward()
+                opt.step()
+                _freeze_stopped(critics, track)
+                last, steps = kr.detach(), steps + 1
+        mx = critic_moments(critics, sx, sel_union, members, plan.cells, distributed)
+        my = critic_moments(critics, sy, sel_union, members, plan.cells, distributed)
+        for k in range(members):
+            if not track.active[k]:
+                continue
+            sel = kr_from(mx, my, k, selection[k])[0]
+            history.append({"fold": k, "epoch": epoch + 1, "train_batch_kr": float(last[k]), "selection_kr": sel})
+            track.update(k, sel, critics)
+        if any(track.active):
+            plateau.step(sum(track.smooth[k] for k in range(members) if track.active[k]))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(active=sum(track.active), selection_kr=f"{_mean(track.best):.4g}")
+        if not any(track.active):
+            break
+    for k in range(members):
+        if track.active[k]:
+            critics.load_fold_state(k, track.state[k])
+    return track.best, history
+
+
+def _freeze_stopped(critics: nn.Module, track: _Selection) -> None:
+    """A stopped critic does not move: its snapshot is restored after every step (Adam's
+    momentum would otherwise keep updating it)."""
+    for k, on in enumerate(track.active):
+        if not on:
+            critics.load_fold_state(k, track.state[k])
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
