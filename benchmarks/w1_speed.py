@@ -7,7 +7,7 @@ For each case and method: wall time and the error against the truth (analytic ca
 different, smaller quantity; they are here for their time.
 
     git worktree add /tmp/lipot-old <earlier commit>          # optional: the earlier estimator
-    python benchmarks/w1_speed.py --old-src /tmp/lipot-old     # ~25 min on 2 CPU cores
+    python benchmarks/w1_speed.py --old-src /tmp/lipot-old     # ~30 min on 2 CPU cores
     python benchmarks/w1_speed.py --only "shift d=10 n=4000"   # one case, no earlier version
 """
 
@@ -48,6 +48,7 @@ def cases():
     yield "shift d=784 n=5000", *shift(784, 5000, rng)
     yield "scaled s=1.5 d=2 n=2000", *scaled(2, 2000, rng)
     yield "scaled s=1.5 d=10 n=2000", *scaled(10, 2000, rng)
+    yield "scaled s=1.5 d=10 n=4000", *scaled(10, 4000, rng)
     yield "two moons n=5000", *two_moons(5000, rng), None
     yield "8-ring vs 5x5-grid n=1000", *ring_vs_grid(1000, rng)
     yield "8-ring vs 5x5-grid n=5000", *ring_vs_grid(5000, rng)

@@ -24,8 +24,8 @@ def two_moons(n: int, rng: np.random.Generator, noise: float = 0.1):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--folds", type=int, default=None, help="default: the estimator's")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     X, Y = two_moons(args.n, np.random.default_rng(args.seed))
@@ -33,7 +33,8 @@ if __name__ == "__main__":
     exact = exact_w1(X, Y)
     t_exact = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = lipot.estimate_w1(X, Y, folds=args.folds, epochs=args.epochs, seed=args.seed)
+    res = lipot.estimate_w1(X, Y, seed=args.seed, **{k: v for k, v in (("folds", args.folds), ("epochs", args.epochs))
+                                                      if v is not None})
     t_est = time.perf_counter() - t0
     covered = res.ci[0] <= exact <= res.ci[1]
     print(f"n={args.n}: exact_w1 {exact:.4f} ({t_exact:.1f} s); estimate {res.value:.4f} +- {res.stderr:.4f} "

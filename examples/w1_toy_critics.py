@@ -36,13 +36,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="w1_critics.png")
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     pairs = toy_pairs(args.n, np.random.default_rng(args.seed))
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 5.6))
     for ax, (name, (x, y)) in zip(axes, pairs.items()):
-        res = lipot.estimate_w1(x, y, epochs=args.epochs, seed=args.seed)
+        res = lipot.estimate_w1(x, y, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
         exact = exact_w1(x, y)
         both = np.r_[x, y]
         lo, hi = both.min(0) - 0.5, both.max(0) + 0.5
