@@ -112,7 +112,8 @@ class W1Estimator:
         lr: initial Adam learning rate.
         lr_patience: the learning rate is halved when the mean smoothed selection KR has not
             improved for this many epochs.
-        hidden: hidden widths of the default dense critic (``None``: :func:`auto_hidden`).
+        hidden: hidden widths of the default dense critic, for vectors (``None``:
+            :func:`auto_hidden`); images use :func:`lipot.models.conv_critic` and ignore it.
         patience: a fold's network stops when the moving average of its selection KR has not
             improved for this many epochs (its best state is kept).
         smoothing: factor of that moving average (0: none).
