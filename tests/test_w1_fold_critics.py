@@ -126,6 +126,11 @@ def test_large_offset_gives_the_centered_value():
     assert float(raw) == pytest.approx(est.evaluate(x + 1e8, y + 1e8).value, rel=1e-4)
 
 
+def test_bad_hidden_widths_are_refused():
+    with pytest.raises(ValueError, match="hidden must be .*divisible by 4"):
+        lipot.W1Estimator(hidden=(6, 8))
+
+
 def test_values_beyond_float32_are_refused():
     x = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(ValueError, match="X has values of magnitude up to .*float32"):

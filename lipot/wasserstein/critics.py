@@ -173,14 +173,9 @@ class SeparateCritics(nn.Module):
         self.critics[k].load_state_dict(state)
 
 
-def _default_network(shape: tuple[int, ...]) -> nn.Module:
-    if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 4 == 0:
-        return models.conv_critic(shape[0], shape[1])
-    return models.dense_critic(int(np.prod(shape)))
-
-
-def _is_dense_shape(shape: tuple[int, ...]) -> bool:
-    return not (len(shape) == 3 and shape[1] == shape[2] and shape[1] % 4 == 0)
+def _is_square_image(shape: tuple[int, ...]) -> bool:
+    """``(C, H, H)`` with ``H`` divisible by 4: the inputs of :func:`lipot.models.conv_critic`."""
+    return len(shape) == 3 and shape[1] == shape[2] and shape[1] % 4 == 0
 
 
 def fold_critics(critic: nn.Module | None, shape: tuple[int, ...], scales: Sequence[float], seed: int,
@@ -189,11 +184,11 @@ def fold_critics(critic: nn.Module | None, shape: tuple[int, ...], scales: Seque
     K separate copies of ``critic`` (a user's module: the same initialization in every fold)
     or of the conv critic (seeded ``seed + k``)."""
     members = len(scales)
-    if critic is None and _is_dense_shape(shape):
+    if critic is None and not _is_square_image(shape):
         torch.manual_seed(seed)
         return StackedDenseCritic(members, int(np.prod(shape)), scales, hidden)
     nets = []
     for k in range(members):
         torch.manual_seed(seed + k)
-        nets.append(copy.deepcopy(critic) if critic is not None else _default_network(shape))
+        nets.append(copy.deepcopy(critic) if critic is not None else models.conv_critic(shape[0], shape[1]))
     return SeparateCritics(nets, scales)

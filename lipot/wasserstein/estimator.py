@@ -174,8 +174,9 @@ class W1Estimator:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
         if hidden is not None:
             hidden = tuple(hidden)
-            if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 2 or h % 2 for h in hidden):
-                raise ValueError(f"hidden must be a non-empty list of even widths >= 2, got {hidden!r}")
+            if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 4 or h % 4 for h in hidden):
+                raise ValueError(f"hidden must be a non-empty list of widths divisible by 4 (GroupSortNorm), "
+                                 f"got {hidden!r}")
             if critic is not None and critic != "gnp":
                 raise ValueError("hidden sets the default dense critic's widths; it cannot apply to "
                                  f"critic={critic!r}")
