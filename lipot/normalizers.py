@@ -369,23 +369,43 @@ def bjorck_orthonormalize(
     return w
 
 
+def _polar_tangent_map(q: Tensor, d: Tensor) -> Tensor:
+    """``d - 1/2 Q (Q^T d + d^T Q)`` (tall ``q``) or ``d - 1/2 (d Q^T + Q d^T) Q`` (wide): the
+    derivative of the polar factor at an orthonormal ``q``, applied to ``d``. The map is
+    self-adjoint, so it is both the JVP and the VJP."""
+    if q.shape[-2] >= q.shape[-1]:
+        s = q.mT @ d
+        return d - 0.5 * (q @ (s + s.mT))
+    s = d @ q.mT
+    return d - 0.5 * ((s + s.mT) @ q)
+
+
 class _PolarTangent(torch.autograd.Function):
     """Identity in the forward pass; exact derivative of the polar factor at an orthonormal
-    point in the backward pass."""
+    point in the backward and forward-mode passes (``setup_context`` form with a generated
+    vmap rule, so ``torch.func`` transforms work through it)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, q: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(q)
+    def forward(q: Tensor) -> Tensor:  # type: ignore[override]
         return q.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        (q,) = inputs
+        ctx.save_for_backward(q)
+        ctx.save_for_forward(q)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
         (q,) = ctx.saved_tensors
-        if q.shape[-2] >= q.shape[-1]:
-            s = q.mT @ grad
-            return grad - 0.5 * (q @ (s + s.mT))
-        s = grad @ q.mT
-        return grad - 0.5 * ((s + s.mT) @ q)
+        return _polar_tangent_map(q, grad)
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor) -> Tensor:  # type: ignore[override]
+        (q,) = ctx.saved_tensors
+        return _polar_tangent_map(q, tangent)
 
 
 def polar_tangent(q: Tensor) -> Tensor:

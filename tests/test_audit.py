@@ -64,7 +64,10 @@ def test_attack_radius_is_within_one_percent_of_the_exact_distance_on_linear_mod
     res = attack_radius(layer, x, y)
     assert bool(res.success.all())
     ratio = res.radii.double() / exact
-    assert float(ratio.max()) <= 1.01 and float(ratio.min()) >= 1 - 1e-4
+    assert float(ratio.max()) <= 1.01
+    # never below the exact distance, up to float32 resolution of the returned points' distances
+    # (absolute ~1e-7 for unit-scale inputs: a point 4e-4 from the boundary may come out 1.5e-7 closer)
+    assert bool((res.radii.double() >= exact * (1 - 1e-4) - 1e-6).all())
     with torch.no_grad():  # every returned point is misclassified, at the returned distance
         out = layer(res.points)
         pred = torch.where(out.reshape(-1) > 0, 1, -1) if classes == 1 else out.argmax(1)

@@ -86,7 +86,7 @@ class AOLConv2d(_TorusConvMixin, nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device=device, dtype=dtype,

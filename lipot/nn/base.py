@@ -45,13 +45,22 @@ class LipschitzModule:
     def _k_coef_lip_changed(self) -> None:
         """Hook for layers that store the factor elsewhere (weight parametrizations)."""
 
+    @property
+    def layer_name(self) -> str:
+        """The layer's class name for messages (``SpectralLinear``, not the
+        ``ParametrizedSpectralLinear`` subclass that ``torch.nn.utils.parametrize`` creates)."""
+        cls = type(self)
+        while cls.__name__.startswith("Parametrized") and cls.__bases__:
+            cls = cls.__bases__[0]
+        return cls.__name__
+
     def lipschitz_bound(self) -> float:
         """The l2 -> l2 Lipschitz constant this layer guarantees (its nominal bound)."""
         return self._k_coef_lip
 
     def vanilla_export(self) -> nn.Module:
         """An equivalent module built only from ``torch.nn`` / ``torch.fx`` classes."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement vanilla_export")
+        raise NotImplementedError(f"{self.layer_name} does not implement vanilla_export")
 
 
 class _ShallowTracer(torch.fx.Tracer):

@@ -91,7 +91,7 @@ class _ConvMixin(LipschitzWeightLayer):
     def _setup_conv(self, padding) -> float:
         """Validate the settings, record the padding; returns the correction coefficient."""
         self._padding_arg = padding
-        _check_conv_settings(type(self).__name__, self.padding_mode, self.stride, self.dilation)
+        _check_conv_settings(self.layer_name, self.padding_mode, self.stride, self.dilation)
         self._pads = _resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
         return self._coefficient(self.kernel_size, self.stride, padding, self.dilation, self.padding_mode)
 
@@ -137,7 +137,7 @@ class _TorusConvMixin(_ConvMixin):
 
     def forward(self, input: Tensor) -> Tensor:
         if self.padding_mode == "circular":
-            _check_circular_tiling(type(self).__name__, input.shape[2:], self.kernel_size,
+            _check_circular_tiling(self.layer_name, input.shape[2:], self.kernel_size,
                                    self.stride, self.dilation, self._pads)
         return self._conv_forward(input, self._constrained_weight(), self.bias)
 
@@ -153,6 +153,23 @@ class _TransposedConvMixin(_ConvMixin):
                 f"{cls.__name__}: padding={padding!r} is not supported by "
                 "torch.nn.ConvTranspose2d; give an int or a tuple"
             )
+
+    def _setup_conv(self, padding) -> float:
+        coefficient = super()._setup_conv(padding)
+        self._check_output_padding()
+        return coefficient
+
+    def _check_output_padding(self) -> None:
+        """torch accepts any ``output_padding`` at construction and fails at the first forward;
+        lipot refuses it here: each must be in ``[0, max(stride, dilation))``."""
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if not 0 <= op < max(s, d):
+                raise ValueError(
+                    f"{self.layer_name}: output_padding={tuple(self.output_padding)} must be >= 0 "
+                    f"and smaller than stride={tuple(self.stride)} or dilation="
+                    f"{tuple(self.dilation)} (torch's rule); it only adds rows and columns that a "
+                    "stride > 1 leaves undetermined"
+                )
 
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
         output_padding = self._output_padding(
@@ -207,7 +224,7 @@ class _SpectralConvNd(_ConvMixin):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         self._plain_class.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device=device, dtype=dtype,
@@ -267,7 +284,7 @@ class FrobeniusConv2d(nn.Conv2d, _ConvMixin):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device=device, dtype=dtype,

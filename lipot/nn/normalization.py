@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks
+from .._transforms import in_functorch_transform
 from ..functional import _tracing
 from .base import LipschitzModule, trace_export
 
@@ -92,6 +93,16 @@ class BatchCentering(_Centering):
         momentum: running-mean update ``(1 - m) * running + m * batch_mean``; ``None`` for a
             cumulative average (as ``torch.nn.BatchNorm``).
         k_coef_lip: Lipschitz factor.
+
+    **Running mean vs deel-torchlip.** lipot's default is torch's exponential average
+    (``momentum=0.1``). deel-torchlip 1.0.5 keeps the cumulative average of the batch means, and
+    each eval-mode forward collapses that history to the weight of a single batch. With
+    ``momentum=None`` lipot keeps the plain cumulative average: the same value as deel's as long
+    as no eval-mode pass interrupts training.
+
+    Inside a ``torch.func`` transform (``vmap``, ``jacrev``...) the training-mode output is the
+    same (the input minus its batch mean) but the running mean is not updated: a transformed
+    function is pure.
     """
 
     def __init__(
@@ -116,6 +127,8 @@ class BatchCentering(_Centering):
             return self._finish(_add_channel_vector(input, -self.running_mean))
         dims = self.dim if self.dim is not None else (0,) + tuple(range(2, input.dim()))
         mean = input.mean(dim=dims, keepdim=True)
+        if in_functorch_transform():  # a pure function there: no running-statistic update
+            return self._finish(input - mean)
         with torch.no_grad():
             self.num_batches_tracked += 1
             batch_mean = mean.movedim(1, 0).reshape(self.num_features, -1).mean(1)

@@ -300,7 +300,7 @@ class OrthoConv2d(_OrthoConvMixin, _TorusConvMixin, nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(type(self).__name__, padding_mode, (1,), (1,))
+        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         bjorck = _bjorck_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,

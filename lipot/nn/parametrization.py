@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .. import _checks
+from .._transforms import in_functorch_transform, is_transformed_tensor
 from .base import LipschitzModule
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
@@ -93,7 +94,7 @@ class CachedWeight(nn.Module):
 
     @staticmethod
     def _needs_graph(raw: Tensor) -> bool:
-        return _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad)
+        return _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad) or is_transformed_tensor(raw)
 
     def forward(self, raw: Tensor) -> Tensor:
         if self._needs_graph(raw):
@@ -191,6 +192,11 @@ class LipschitzWeight(CachedWeight):
     def extra_repr(self) -> str:
         return f"method={self.method!r}, groups={self.groups}, scale={self.scale:.6g}"
 
+    def _updates_state(self) -> bool:
+        """Training mode outside ``torch.func`` transforms (inside one the layer is a pure
+        function: same output, no buffer written)."""
+        return self.training and not in_functorch_transform()
+
     # ---- views ---------------------------------------------------------------------------
 
     def _matrix(self, x: Tensor) -> Tensor:
@@ -213,7 +219,7 @@ class LipschitzWeight(CachedWeight):
             if warm:
                 return rms.clamp_min(torch.finfo(m.dtype).tiny)
             sigma, u = power_iteration(m.detach(), self.u, self.eps_spectral, self.maxiter_spectral)
-            if self.training:
+            if self._updates_state():
                 self.u.copy_(u)
             return torch.maximum(rms, sigma / 1.6).clamp_min(torch.finfo(m.dtype).tiny)
 
@@ -249,7 +255,7 @@ class LipschitzWeight(CachedWeight):
         if self.method == "spectral":
             u = self.u if self.training else self.u.clone()
             out, u_new, _ = spectral_normalize(m, u, self.eps_spectral, self.maxiter_spectral)
-            if self.training:
+            if self._updates_state():
                 with torch.no_grad():
                     self.u.copy_(u_new)
             return out
@@ -270,7 +276,7 @@ class LipschitzWeight(CachedWeight):
         raw weight be used as is.
         """
         projected = self._projected
-        if projected is None or projected[:2] != (x._version, x.data_ptr()):
+        if projected is None or is_transformed_tensor(x) or projected[:2] != (x._version, x.data_ptr()):
             return False
         return bool(torch.equal(x.detach().sum(), projected[2]))
 
@@ -291,10 +297,28 @@ class LipschitzWeight(CachedWeight):
 
     # ---- forward ---------------------------------------------------------------------------
 
+    def _virtual_projection(self, x: Tensor) -> tuple[Tensor, bool | None]:
+        """Inside a ``torch.func`` transform: the training-mode projection without writing
+        anything. Returns ``x + (q - x).detach()`` (the value :meth:`_project` would store, with
+        the gradient it would receive), so outputs and derivatives equal those of an ordinary
+        training-mode forward. Parameters substituted by the transform (``functional_call``)
+        have no projection state and take the differentiable Björck path."""
+        if is_transformed_tensor(x) or not x.is_leaf:
+            return x, None
+        if self._is_projected(x):
+            return x, True
+        warm = self._projected is not None and self._projected[1] == x.data_ptr()
+        with torch.no_grad():
+            q = self._orthonormalize(self._matrix(x), warm=warm).reshape(x.shape)
+        return x + (q - x).detach(), True
+
     def forward(self, x: Tensor) -> Tensor:
         projected = None
         if self.method == "bjorck" and self.training and not _is_compiling():
-            projected = self._project(x)
+            if in_functorch_transform():
+                return self._compute(*self._virtual_projection(x))
+            else:
+                projected = self._project(x)
         if self._needs_graph(x):
             return self._compute(x, projected)
         return self._cached(x)

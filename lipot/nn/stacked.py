@@ -65,12 +65,12 @@ class StackedSpectralLinear(LipschitzWeightLayer, nn.Module):
         w = self._constrained_weight()
         if input.dim() == 2:  # shared input: one plain matrix product for all members
             if input.shape[1] != self.in_features:
-                raise ValueError(f"{type(self).__name__}: input has {input.shape[1]} features, "
+                raise ValueError(f"{self.layer_name}: input has {input.shape[1]} features, "
                                  f"expected in_features={self.in_features}")
             out = (input @ w.mT).reshape(input.shape[0], self.members, self.out_features).transpose(0, 1)
             return out if self.bias is None else out + self.bias[:, None, :]
         if input.dim() != 3 or input.shape[0] != self.members or input.shape[2] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: input must be (B, {self.in_features}) or "
+            raise ValueError(f"{self.layer_name}: input must be (B, {self.in_features}) or "
                              f"({self.members}, B, {self.in_features}), got {tuple(input.shape)}")
         blocks = w.reshape(self.members, self.out_features, self.in_features).mT
         if self.bias is None:

@@ -1,0 +1,27 @@
+"""Whether code runs inside a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``...).
+
+Inside a transform a module must behave as a pure function: the tensors it sees are wrapped
+(batched or gradient-tracking), and writing them into a module buffer in place is an error
+(vmap) or would leak a wrapped tensor out of the transform. lipot's layers therefore compute the
+same outputs but skip their state updates there: the power-iteration vector, the in-place
+re-projection of the raw weight, and ``BatchCentering``'s running mean.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["in_functorch_transform", "is_transformed_tensor"]
+
+
+def in_functorch_transform() -> bool:
+    """True inside any ``torch.func`` transform (the functorch interpreter stack is not empty)."""
+    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
+    return peek is not None and peek() is not None
+
+
+def is_transformed_tensor(tensor: torch.Tensor) -> bool:
+    """True for a tensor wrapped by a ``torch.func`` transform (e.g. parameters substituted by
+    ``functional_call`` inside ``grad``): it has no storage of its own to cache or write."""
+    check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    return check is not None and bool(check(tensor))
