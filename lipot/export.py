@@ -70,5 +70,21 @@ def vanilla_export(model: nn.Module) -> nn.Module:
     return exported.eval()
 
 
-# deel-torchlip's name
-vanilla_model = vanilla_export
+def vanilla_model(model: nn.Module, in_place: bool = True) -> nn.Module:
+    """deel-torchlip's call pattern of :func:`vanilla_export`: converts ``model`` **in place** by
+    default and returns it; ``in_place=False`` returns a converted copy and leaves ``model`` as
+    it was (that is :func:`vanilla_export`).
+
+    In place, the object ``model`` itself becomes the exported module (its class and contents
+    are replaced), so every reference to it, a lipot layer at the top included, now holds the
+    plain ``torch.nn`` model. (deel-torchlip converts only the children in place, and leaves a
+    lipot layer passed on its own unconverted.) Outputs are the eval-mode outputs, as for
+    :func:`vanilla_export`.
+    """
+    exported = vanilla_export(model)
+    if not in_place:
+        return exported
+    model.__class__ = type(exported)
+    model.__dict__.clear()
+    model.__dict__.update(exported.__dict__)
+    return model

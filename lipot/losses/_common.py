@@ -63,15 +63,26 @@ def _check_input(input: Tensor) -> None:
 
 
 def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
-    """Target as +-1 in ``input``'s dtype and shape; checks shape and values."""
+    """Target as +-1 in ``input``'s dtype and shape; checks shape and values.
+
+    ``(N,)`` or ``(N, 1)`` inputs take a target with as many entries; a multilabel ``(N, C)``
+    input takes a target of the same shape (each column its own binary problem)."""
     _check_input(input)
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a tensor, got {type(target).__name__}")
-    if target.numel() != input.numel() or (input.dim() > 1 and input.shape[-1] != 1):
+    multilabel = input.dim() == 2 and input.shape[1] > 1
+    if multilabel:
+        if tuple(target.shape) != tuple(input.shape):
+            raise ValueError(
+                f"a multilabel input {tuple(input.shape)} needs a target of the same shape (one "
+                f"+-1 or 0/1 label per column), got {tuple(target.shape)}; for class indices "
+                "(one class per sample) use the *_multiclass losses"
+            )
+    elif target.numel() != input.numel() or input.dim() > 2:
         raise ValueError(
-            f"binary losses need input of shape (N,) or (N, 1) and a target with as many "
-            f"entries; got input {tuple(input.shape)} and target {tuple(target.shape)} "
-            "(for several classes use the *_multiclass losses)"
+            f"binary losses need input of shape (N,), (N, 1) or multilabel (N, C) and a target "
+            f"with as many entries; got input {tuple(input.shape)} and target "
+            f"{tuple(target.shape)} (for class indices use the *_multiclass losses)"
         )
     target = target.reshape(input.shape)
     if _checking():

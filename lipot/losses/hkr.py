@@ -105,7 +105,9 @@ def kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     r"""KR estimate :math:`\mathrm{mean}_{y>0} f - \mathrm{mean}_{y\le0} f` (to **maximize**).
 
     ``input``: critic values ``(N,)`` or ``(N, 1)``; ``target``: labels +-1 or {0, 1}. With
-    ``reduction='none'`` the per-sample values average to the estimate. For a 1-Lipschitz ``f``
+    ``reduction='none'`` the per-sample values average to the estimate. A multilabel ``(N, C)``
+    input with an ``(N, C)`` target gives the average over the columns of their KR estimates
+    (as deel-torchlip; a column whose batch lacks one of the two labels is left out). For a 1-Lipschitz ``f``
     its expectation is a lower bound on :math:`W_1(P, N)` (Kantorovich-Rubinstein duality).
     """
     return _reduce(_kr_per_sample(input, _binary_sign(input, target)), reduction)
@@ -124,7 +126,8 @@ def hinge_margin_loss(
     input: Tensor, target: Tensor, min_margin: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
     r"""Binary hinge :math:`\max(0, m/2 - y f(x))` (minimize): pushes the two classes at least
-    ``min_margin`` apart (each at distance :math:`m/2` of the boundary), deel-torchlip's form."""
+    ``min_margin`` apart (each at distance :math:`m/2` of the boundary), deel-torchlip's form.
+    A multilabel ``(N, C)`` input with an ``(N, C)`` target averages the columns' hinges."""
     sign = _binary_sign(input, target)
     return _reduce(_hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1), reduction)
 
@@ -133,7 +136,8 @@ def hkr_loss(
     input: Tensor, target: Tensor, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
     r"""Binary HKR :math:`\alpha\,\mathrm{hinge} - (1-\alpha)\,\mathrm{KR}` (minimize),
-    :math:`0\le\alpha\le1`. See the module docstring for the conventions."""
+    :math:`0\le\alpha\le1`. See the module docstring for the conventions; multilabel
+    ``(N, C)`` inputs as :func:`kr_loss` and :func:`hinge_margin_loss`."""
     alpha = check_alpha(alpha)
     sign = _binary_sign(input, target)
     hinge = _hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1)
