@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["in_functorch_transform", "is_transformed_tensor"]
+__all__ = ["in_functorch_transform", "is_transformed_tensor", "is_batched_tensor"]
 
 
 def in_functorch_transform() -> bool:
@@ -25,3 +25,17 @@ def is_transformed_tensor(tensor: torch.Tensor) -> bool:
     ``functional_call`` inside ``grad``): it has no storage of its own to cache or write."""
     check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
     return check is not None and bool(check(tensor))
+
+
+def is_batched_tensor(tensor: torch.Tensor) -> bool:
+    """True for a tensor batched by ``vmap`` at some level of its wrappers: its values cannot be
+    read on the host (``float(t)`` fails), so data-dependent control flow is impossible. (Inside
+    ``grad`` / ``jacrev`` alone every intermediate is wrapped, but its value can be read.)"""
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None or not hasattr(functorch, "is_batchedtensor"):
+        return False
+    while functorch.is_functorch_wrapped_tensor(tensor):
+        if functorch.is_batchedtensor(tensor):
+            return True
+        tensor = functorch.get_unwrapped(tensor)
+    return False

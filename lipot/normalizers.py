@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
+from ._transforms import is_batched_tensor
 from .conv_coefficients import (  # re-exported: the public API of lipot.normalizers
     conv_coefficient,
     conv_count_bound,
@@ -87,6 +88,14 @@ def _is_compiling() -> bool:
     return False  # pragma: no cover - torch < 2.3
 
 
+def _static(tensor: Tensor) -> bool:
+    """Whether data-dependent control flow on ``tensor`` is impossible: while torch.compile
+    captures, or for a tensor batched by ``vmap`` (e.g. weights batched over
+    ``stack_module_state``, whose values cannot be read on the host). The algorithms then run
+    fixed iteration counts and their conservative branches."""
+    return _is_compiling() or is_batched_tensor(tensor)
+
+
 # --------------------------------------------------------------------------------------------
 # Power iteration
 # --------------------------------------------------------------------------------------------
@@ -128,7 +137,7 @@ def operator_power_iteration(
             image = apply(u)
             new_sigma = _norms(image)
             u = _unit(apply_adjoint(image))
-            if sigma is not None and not _is_compiling():
+            if sigma is not None and not _static(image):
                 change = ((new_sigma - sigma).abs() / new_sigma).max()
                 if float(change) <= eps:
                     break
@@ -238,7 +247,7 @@ def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
     also checks that the weight is finite: it is NaN/Inf iff some Gram entry is.
     """
     bound = gram.abs().sum(-1).amax(-1)
-    if not _is_compiling():
+    if not _static(bound):
         top = float(bound.detach().max())
         _check_finite(top)
         if top <= _PRESCALE_CEILING:
@@ -511,12 +520,12 @@ def spectral_normalize(
         ``(normalized, u, sigma)`` where ``sigma`` is the divisor used (differentiable).
     """
     margin = eps if margin is None else margin
-    if not _is_compiling():
+    if not _static(weight):
         _check_finite(weight.detach().flatten(-2).norm(dim=-1))
     sigma_est, u = power_iteration(weight, u, eps=eps, maxiter=maxiter)
     bound = sigma_est * (1.0 + margin)
     ok = _certified_below(weight, bound)
-    if _is_compiling() or not bool(ok.all()):
+    if _static(ok) or not bool(ok.all()):
         exact = torch.linalg.matrix_norm(weight.double(), ord=2).to(weight.dtype) * (1.0 + margin)
         bound = torch.where(ok, bound, exact)
     if weight.dim() == 2:

@@ -202,3 +202,37 @@ def test_per_sample_gradients_with_functional_call(training):
         expected = _restoring(model, one)
         for k in params:
             assert torch.allclose(per_sample[k][i], expected[k], rtol=0, atol=1e-6), k
+
+
+def _dense_critic() -> nn.Module:
+    from lipot.models import dense_critic
+
+    return dense_critic(3, hidden=(8, 8))
+
+
+def _conv_critic() -> nn.Module:
+    return L.Sequential(
+        L.OrthoConv2d(1, 4, 3, padding=1), L.GroupSort2(), L.ScaledL2NormPool2d(2), nn.Flatten(),
+        L.SpectralLinear(16, 4), L.GroupSortNorm(), L.AOLLinear(3, 1),
+    )
+
+
+@pytest.mark.parametrize("make, shape", [(_dense_critic, (3,)), (_conv_critic, (1, 4, 4))],
+                         ids=["dense", "conv"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_ensemble_of_critics_with_stack_module_state(make, shape, training):
+    """K critics batched the torch.func way (stack_module_state + vmap over functional_call), as a
+    user would batch lipot models: equal to running the K models one by one. (Batched weights
+    cannot be read on the host: the normalizations run their fixed-step, conservative path.)"""
+    torch.manual_seed(0)
+    critics = [make().double().train(training) for _ in range(3)]
+    params, buffers = torch.func.stack_module_state(critics)
+    base = copy.deepcopy(critics[0]).to("meta")
+    x = torch.randn(10, *shape, dtype=torch.float64)
+
+    def one(p, b):
+        return functional_call(base, (p, b), (x,))
+
+    batched = vmap(one)(params, buffers)
+    looped = torch.stack([_restoring(c, lambda: c(x)) for c in critics])
+    assert torch.allclose(batched, looped, rtol=0, atol=1e-7)

@@ -53,6 +53,7 @@ from ..normalizers import (
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
     _is_compiling,
+    _static,
     aol_normalize,
     bjorck_orthonormalize,
     check_bjorck_beta,
@@ -259,7 +260,7 @@ class LipschitzWeight(CachedWeight):
                 with torch.no_grad():
                     self.u.copy_(u_new)
             return out
-        if _is_compiling():
+        if _static(m):
             return self._orthonormalize(m, fixed_iterations=COMPILED_BJORCK_STEPS)
         if projected if projected is not None else self._is_projected(x):
             return polar_tangent(m)
