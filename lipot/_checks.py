@@ -1,4 +1,5 @@
-"""Argument validation shared by every lipot module.
+"""Argument validation shared by every lipot module: numbers, counts, probabilities, labels
+(binary codings and class indices) and files.
 
 Each helper raises ``ValueError`` (or ``TypeError`` for a wrong type) with a message that names the
 argument, says what was received and what to do instead, so that a bad setting never turns into a
@@ -8,7 +9,11 @@ silently wrong Lipschitz bound.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Sequence
+
+import torch
 
 
 def positive_float(name: str, value: Any) -> float:
@@ -24,10 +29,20 @@ def positive_float(name: str, value: Any) -> float:
 
 def positive_int(name: str, value: Any) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= 1."""
+    return _integer(name, value, 1)
+
+
+def nonnegative_int(name: str, value: Any) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= 0."""
+    return _integer(name, value, 0)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
@@ -44,3 +59,81 @@ def int_tuple(name: str, value: Any, n: int) -> tuple[int, ...]:
     if any(v < 0 for v in out):
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return out
+
+
+def probability(name: str, value: Any, open_interval: bool = True) -> float:
+    """Return ``value`` as a float in (0, 1) (``open_interval``) or [0, 1], or raise."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}") from None
+    inside = 0.0 < out < 1.0 if open_interval else 0.0 <= out <= 1.0
+    if not inside:
+        interval = "(0, 1)" if open_interval else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def binary_labels(name: str, labels: torch.Tensor) -> torch.Tensor:
+    """Check binary labels: all in {-1, +1} or all in {0, 1} (so that ``labels > 0`` is the
+    positive class). Returns ``labels``."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(labels).__name__}")
+    if torch.compiler.is_compiling():
+        return labels
+    values = torch.unique(labels)
+    allowed = [torch.tensor(v, dtype=values.dtype, device=values.device) for v in (-1, 0, 1)]
+    signs = bool(((values == allowed[0]) | (values == allowed[2])).all())
+    bits = bool(((values == allowed[1]) | (values == allowed[2])).all())
+    if not (signs or bits):
+        raise ValueError(
+            f"{name} must be binary labels in {{-1, +1}} or {{0, 1}}, got values "
+            f"{values[:6].tolist()}; map them to one of these codings"
+        )
+    return labels
+
+
+def class_indices(name: str, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Check class indices: an integer tensor with values in ``[0, num_classes)``."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    if labels.numel() and not torch.compiler.is_compiling():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"{name} must be class indices in [0, {num_classes}) (the model has {num_classes} "
+                f"outputs), got values from {low} to {high}"
+            )
+    return labels
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def existing_file(name: str, path: Any) -> Path:
+    """Return ``path`` as a Path to an existing regular file, or raise naming it."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{name}: {p} is a directory, expected a file")
+    if not p.is_file():
+        raise FileNotFoundError(f"{name}: {p} does not exist")
+    return p
+
+
+def writable_file(name: str, path: Any) -> Path:
+    """Return ``path`` as a Path that a file can be written to (its folder is created), or raise
+    naming it: not a directory, and the folder writable."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{name}: {p} is a directory; give a file name inside it")
+    folder = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{name}: cannot write to the folder {folder}")
+    return p
+

@@ -27,6 +27,11 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import _checks
+from .certify import certified_accuracy, lipschitz_bound
+from .nn.base import evaluating
 
 __all__ = ["lipschitz_lower_bound", "LowerBound", "attack_radius", "AttackResult", "audit_certificates",
            "AuditReport", "ATTACKS"]
@@ -80,16 +85,15 @@ def _labels(fn: _Logits, x: Tensor, y) -> Tensor:
         z = fn(x[:1])
     n = x.shape[0]
     if fn.binary:
-        if y.numel() != n or not bool(torch.isin(y.reshape(-1), torch.tensor([-1, 0, 1], device=y.device)).all()):
-            raise ValueError(f"y: expected {n} binary labels (+-1 or 0/1), got shape {tuple(y.shape)} "
-                             f"with values {torch.unique(y)[:5].tolist()}")
-        return (y.reshape(-1) > 0).long()
+        if y.numel() != n:
+            raise ValueError(f"y: expected {n} binary labels (+-1 or 0/1), got shape {tuple(y.shape)}")
+        return (_checks.binary_labels("y", y).reshape(-1) > 0).long()
     if y.dim() == 2 and y.shape == (n, z.shape[1]):
-        y = y.argmax(1)
-    if y.dim() != 1 or y.shape[0] != n or y.is_floating_point() or bool(((y < 0) | (y >= z.shape[1])).any()):
-        raise ValueError(f"y: expected {n} class indices in [0, {z.shape[1]}) or one-hot labels, "
-                         f"got shape {tuple(y.shape)} {y.dtype}")
-    return y.long()
+        y = _checks.binary_labels("y (one-hot)", y).argmax(1)
+    if y.dim() != 1 or y.shape[0] != n:
+        raise ValueError(f"y: expected {n} class indices or one-hot labels {(n, z.shape[1])}, "
+                         f"got shape {tuple(y.shape)}")
+    return _checks.class_indices("y", y, z.shape[1]).long()
 
 
 def _margin(z: Tensor, y: Tensor) -> Tensor:
@@ -406,7 +410,7 @@ class AttackResult:
 
 def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool", "fab", "fmn", "apgd"),
                   steps: int = 100, targets: int = 3, batch_size: int = 256,
-                  device: str | torch.device | None = None) -> AttackResult:
+                  device: str | torch.device | None = None, progress: bool | None = False) -> AttackResult:
     """Per-sample minimum :math:`\\ell_2` adversarial distance over an ensemble of attacks.
 
     Args:
@@ -417,10 +421,16 @@ def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool
         steps: iterations per attack (FAB: per target class).
         targets: FAB's number of target classes (the highest other logits).
         batch_size, device: samples per batch; where to run (default: the model's device).
+        progress: a tqdm bar over batches x attacks on stderr (``None``: when it is a terminal).
 
     Returns an :class:`AttackResult`. Every point it returns is re-evaluated: it is misclassified
     by ``model`` (in eval mode); the domain is unconstrained (no box), like the certificate.
     """
+    _checks.positive_int("steps", steps)
+    _checks.positive_int("targets", targets)
+    _checks.positive_int("batch_size", batch_size)
+    if isinstance(attacks, str):
+        attacks = (attacks,)
     unknown = set(attacks) - set(ATTACKS) - {"apgd"}
     if unknown or not attacks:
         raise ValueError(f"attacks must be a non-empty subset of {sorted(ATTACKS) + ['apgd']}, got {list(attacks)}")
@@ -436,11 +446,16 @@ def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool
     try:
         x_all = x_all.to(dev, dtype)
         y_all = _labels(fn, x_all, y)
-        for i in range(0, x_all.shape[0], batch_size):
+        starts = range(0, x_all.shape[0], batch_size)
+        bar = tqdm(total=len(starts) * len(attacks), desc="attacks", unit="attack", leave=False,
+                   disable=None if progress is None else not progress)
+        for i in starts:
             x, lab = x_all[i:i + batch_size], y_all[i:i + batch_size]
             best = torch.where(_misclassified(fn, x, lab), 0.0, math.inf).to(x)
             best_x = x.clone()
             for name in attacks:
+                bar.set_postfix(batch=f"{i // batch_size + 1}/{len(starts)}", attack=name, refresh=False)
+                bar.update()
                 if name == "apgd":
                     pts = _apgd_bisect(fn, x, lab, best, best_x, steps)
                 else:
@@ -455,6 +470,7 @@ def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool
             radii.append(best.cpu())
             points.append(best_x.cpu())
             success.append(torch.isfinite(best).cpu())
+        bar.close()
     finally:
         model.train(was_training)
     return AttackResult(torch.cat(radii), torch.cat(points), torch.cat(success),
@@ -525,7 +541,6 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
     exact per-layer operator norms) exceeds the bound the certificates assumed (the norm audit:
     attacks alone miss small errors); or when the empirical lower bound exceeds it.
     """
-    from .certify import certified_accuracy, lipschitz_bound
 
     x = _as_inputs("X", X)
     y = torch.as_tensor(y)
@@ -533,6 +548,9 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
         raise ValueError(f"y: {y.shape[0]} labels for {x.shape[0]} inputs")
     if not 0 <= rtol < 1:
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    param = next(iter(model.parameters()), None)
+    with evaluating(model):  # the labels against the model's outputs, named as this function's y
+        _labels(_Logits(model), x.to(device or (param.device if param is not None else x.device)), y)
     cert = certified_accuracy(model, (x, y), [0.0], lipschitz=lipschitz, per_pair=per_pair, device=device)
     verified, verified_note = None, ""
     try:

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from . import _checks
 from .nn.base import LipschitzModule, _torch_module_bound, nominal_lipschitz
 from .nn.residual import LipResidual
 from .conv_coefficients import _resolve_padding, conv_count_bound, padding_copy_bound
@@ -312,20 +313,27 @@ def _split_last_linear(model: nn.Module):
     return None, None
 
 
-def _predicted_correct(logits: Tensor, labels: Tensor) -> Tensor:
-    """Correct predictions; labels: +-1 / {0, 1} for one logit, indices or one-hot otherwise."""
+def _predicted_correct(logits: Tensor, labels: Tensor, check: bool = True) -> Tensor:
+    """Correct predictions; labels: +-1 / {0, 1} for one logit, indices or one-hot otherwise
+    (``check``: validate the label values against the model's outputs)."""
     n = logits.shape[0]
     if logits.dim() == 1 or logits.shape[1] == 1:
         if labels.numel() != n:
             raise ValueError(f"labels: expected {n} binary labels, got shape {tuple(labels.shape)}")
+        if check:
+            _checks.binary_labels("labels (one-logit model)", labels)
         return (logits.reshape(-1) > 0) == (labels.reshape(-1) > 0)
     if labels.dim() == 2 and tuple(labels.shape) == tuple(logits.shape):
+        if check:
+            _checks.binary_labels("one-hot labels", labels)
         labels = labels.argmax(1)
     elif labels.dim() != 1 or labels.shape[0] != n or labels.is_floating_point():
         raise ValueError(
             f"labels: expected class indices ({n},) or one-hot {tuple(logits.shape)}, got "
             f"{tuple(labels.shape)} {labels.dtype}"
         )
+    elif check:
+        _checks.class_indices("labels", labels, logits.shape[1])
     return logits.argmax(1) == labels
 
 

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -34,7 +35,7 @@ from .certify import certified_accuracy, lipschitz_report
 from .nn import nominal_lipschitz
 from .recipes import RECIPES, build_recipe
 from .schedules import LR_DECAYS, RadiusRamp, lr_decay
-from .training import DEFAULT_LR, fit, load_checkpoint, make_loader
+from .training import DEFAULT_LR, fit, load_checkpoint, load_model_state, make_loader
 
 __all__ = ["main"]
 
@@ -47,12 +48,17 @@ _BATCH_SIZE = 128  # without --recipe
 def _dataset(name: str, root: str | None, split: str, binary: Sequence[int] | None):
     if name == "mnist":
         if root is None:
-            raise SystemExit("--data-root is required for mnist (the folder with the 4 IDX files)")
+            raise ValueError("--data-root is required for mnist (the folder with the 4 IDX files)")
         x, y = data.mnist(root, split)
     elif name == "fashion-mnist":
+        if root is None and not os.path.isdir(data.FASHION_MNIST_ROOT):
+            raise FileNotFoundError(
+                f"Fashion-MNIST is not in {data.FASHION_MNIST_ROOT}: install it with "
+                "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or pass --data-root"
+            )
         x, y = data.fashion_mnist(root or data.FASHION_MNIST_ROOT, split)
     else:
-        raise SystemExit(f"unknown dataset {name!r}: use mnist or fashion-mnist")
+        raise ValueError(f"unknown dataset {name!r}: use mnist or fashion-mnist")
     if binary:
         x, y = data.binary_subset(x, y, binary[0], binary[1])
     return x, y
@@ -67,7 +73,7 @@ def _train_eps(args) -> float:
     if args.train_eps is not None:
         return args.train_eps
     if not args.eps:
-        raise SystemExit("--train-eps is required when --eps is empty (the radius to train for)")
+        raise ValueError("--train-eps is required when --eps is empty (the radius to train for)")
     return max(args.eps)
 
 
@@ -115,7 +121,44 @@ def _launch(device: str | None) -> tuple[bool, str | torch.device | None]:
     return True, device or own
 
 
+def _check_out(args) -> None:
+    """``--out`` must not silently replace an earlier run's checkpoint."""
+    out = Path(args.out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a directory; give a checkpoint file name")
+    if out.exists() and not (args.resume or args.force):
+        raise FileExistsError(f"--out {out} already exists: add --resume to continue that run, or "
+                              "--force to start over and replace it")
+    if args.resume and out.is_file():
+        load_checkpoint(out)  # an unreadable checkpoint fails now, before the data is loaded
+
+
+def _interrupted(args) -> int:
+    """Ctrl-C during training: say what the checkpoint holds and how to resume."""
+    out = Path(args.out)
+    if out.is_file():
+        try:
+            epoch = int(load_checkpoint(out)["epoch"])
+            held = f"{out} holds the last finished epoch ({epoch})"
+        except ValueError as err:
+            held = f"{out} could not be read back ({err})"
+        print(f"lipot train: interrupted; {held}. Resume with the same command and --resume",
+              file=sys.stderr)
+    else:
+        print("lipot train: interrupted before the first epoch finished; no checkpoint was written",
+              file=sys.stderr)
+    return 130
+
+
 def _train(args) -> int:
+    _check_out(args)  # with --force the old checkpoint stays until the first new epoch replaces it
+    try:
+        return _run_training(args)
+    except KeyboardInterrupt:
+        return _interrupted(args)
+
+
+def _run_training(args) -> int:
     parallel, device = _launch(args.device)
     torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     x, y = _dataset(args.dataset, args.data_root, "train", args.binary)
@@ -123,7 +166,7 @@ def _train(args) -> int:
     num_outputs = 1 if args.binary else int(y.max()) + 1
     if args.recipe is not None:
         if args.binary:
-            raise SystemExit("--recipe trains a multiclass classifier; drop --binary")
+            raise ValueError("--recipe trains a multiclass classifier; drop --binary")
         recipe = build_recipe(args.recipe, _train_eps(args), args.epochs, int(x.shape[1]), int(x.shape[-1]),
                               num_outputs, **_set(args, conv="conv", lr="lr", final_lr="final_lr",
                                                   overshoot="overshoot"))
@@ -144,7 +187,8 @@ def _train(args) -> int:
     loader = make_loader(x, y, args.batch_size or batch_size, seed=args.seed, distributed=parallel)
     history = fit(model, loss, loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
                   eps=args.eps, checkpoint=args.out, resume=args.resume, device=device,
-                  scheduler=scheduler, extra={"config": config}, distributed=parallel, radius_ramp=ramp)
+                  scheduler=scheduler, extra={"config": config}, distributed=parallel, radius_ramp=ramp,
+                  progress=args.progress)
     if distributed.is_main():
         print(json.dumps(history[-1]))
     distributed.cleanup()
@@ -156,12 +200,12 @@ def _load_model(path: str):
     state = load_checkpoint(path)
     config = state.get("extra", {}).get("config")
     if config is None:
-        raise SystemExit(f"{path} has no model config (was it written by `lipot train`?)")
+        raise ValueError(f"{path} has no model config (was it written by `lipot train`?)")
     kwargs = dict(config["arch_kwargs"])
     if config["arch"] == "conv":
         kwargs.setdefault("conv", "spectral")  # checkpoints written before the conv= choice
     model = models.build(config["arch"], **kwargs)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, path)
     return model.eval(), config
 
 
@@ -193,35 +237,68 @@ def _audit(args) -> int:
     x, y = _dataset(config["dataset"], args.data_root, args.split, config["binary"])
     idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(args.seed))[:args.n]
     report = audit_certificates(model, x[idx], y[idx], lipschitz=args.lipschitz,
-                                attack={"steps": args.steps, "attacks": args.attacks}, device=args.device)
+                                attack={"steps": args.steps, "attacks": args.attacks, "progress": args.progress},
+                                device=args.device)
     print(report)
     return 0 if report.verdict == "ok" else 1
 
 
 def _points(path: str, cls: int | None, split: str, limit: int | None) -> np.ndarray:
     """Samples from a .npy / .npz (single array) / .csv file, or an MNIST-format folder."""
-    from pathlib import Path
-
     p = Path(path)
     if cls is not None and not p.is_dir():
-        raise SystemExit("--class-a/--class-b only apply to MNIST-format folders")
+        raise ValueError("--class-a/--class-b only apply to MNIST-format folders")
     if p.is_dir():
         x, y = data.mnist(p, split)
         if cls is not None:
+            present = sorted(int(c) for c in torch.unique(y))
+            if cls not in present:
+                raise ValueError(f"{p} ({split} split) has no sample of class {cls}; its classes are {present}")
             x = x[y == cls]
         out = x.numpy()
+    elif not p.is_file():
+        raise FileNotFoundError(f"{p} does not exist")
     elif p.suffix == ".npy":
-        out = np.load(p)
+        out = _numeric(p, lambda: np.load(p, allow_pickle=False))
     elif p.suffix == ".npz":
-        with np.load(p) as archive:
+        with np.load(p, allow_pickle=False) as archive:
             if len(archive.files) != 1:
-                raise SystemExit(f"{p} holds {len(archive.files)} arrays ({archive.files}); save one")
-            out = archive[archive.files[0]]
+                raise ValueError(f"{p} holds {len(archive.files)} arrays ({archive.files}); save one")
+            out = _numeric(p, lambda: archive[archive.files[0]])
     elif p.suffix == ".csv":
-        out = np.loadtxt(p, delimiter=",", ndmin=2)
+        out = _numeric(p, lambda: _read_csv(p))
     else:
-        raise SystemExit(f"{p}: expected a .npy, .npz or .csv file or an MNIST-format folder")
+        raise ValueError(f"{p}: expected a .npy, .npz or .csv file or an MNIST-format folder")
     return out[:limit] if limit else out
+
+
+def _read_csv(p) -> np.ndarray:
+    """Comma-separated numbers, one sample per row; a first row that is not numeric (a header)
+    is skipped."""
+    with open(p) as f:
+        first = f.readline()
+    try:
+        [float(v) for v in first.strip().split(",")]
+        skip = 0
+    except ValueError:
+        skip = 1
+    return np.loadtxt(p, delimiter=",", ndmin=2, skiprows=skip)
+
+
+def _numeric(p, load) -> np.ndarray:
+    """A finite numeric array with at least one sample, or an error naming the file."""
+    try:
+        out = load()
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(f"{p} holds Python objects (dtype object); save a numeric array, e.g. "
+                             "np.save(path, np.asarray(x, dtype=np.float32))") from None
+        raise ValueError(f"{p}: {err}") from None
+    if out.dtype.kind not in "biuf":
+        raise ValueError(f"{p} holds {out.dtype} values; save a numeric array")
+    if out.ndim == 0 or out.shape[0] == 0:
+        raise ValueError(f"{p} holds no samples (shape {out.shape})")
+    return out
 
 
 def _estimate(args) -> int:
@@ -256,19 +333,73 @@ def _estimate(args) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lipot")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        return "unknown (not installed)"
+
+
+def _number(kind, minimum: float, strict: bool):
+    """An argparse ``type`` for numbers ``> minimum`` (``strict``) or ``>= minimum``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or (
+                value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_POSITIVE_INT = _number(int, 0, strict=True)
+_NONNEGATIVE_INT = _number(int, 0, strict=False)
+_POSITIVE = _number(float, 0.0, strict=True)
+_NONNEGATIVE = _number(float, 0.0, strict=False)
+
+
+def _unit_interval(text: str) -> float:
+    value = _NONNEGATIVE(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipot", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lipot", allow_abbrev=False,
+        description="1-Lipschitz networks: train and certify robust classifiers, audit them with "
+                    "attacks, estimate Wasserstein-1 distances. `lipot <command> --help` for each.",
+    )
+    parser.add_argument("--version", action="version", version=f"lipot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an HKR classifier on MNIST or Fashion-MNIST")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    common.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars on stderr (default: when stderr is a terminal)")
+    parser.commands = {}  # name -> its parser (main reports unknown options with its usage)
+
+    def add_command(name: str, **kwargs) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], allow_abbrev=False, **kwargs)
+        parser.commands[name] = command
+        return command
+
+    t = add_command("train", help="train an HKR classifier on MNIST or Fashion-MNIST")
     t.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     t.add_argument("--data-root", default=None)
-    t.add_argument("--binary", type=int, nargs=2, default=None, metavar=("POS", "NEG"),
+    t.add_argument("--binary", type=_NONNEGATIVE_INT, nargs=2, default=None, metavar=("POS", "NEG"),
                    help="two classes -> labels +1 / -1 and one output")
     t.add_argument("--arch", default="dense", choices=sorted(models.ARCHITECTURES))
-    t.add_argument("--hidden", type=int, nargs="+", default=[32, 16], help="dense: hidden widths")
-    t.add_argument("--channels", type=int, nargs="+", default=[16, 32], help="conv: channels per block")
-    t.add_argument("--dense", type=int, nargs="*", default=[64], help="conv: dense widths")
-    t.add_argument("--convs-per-block", type=int, default=1)
+    t.add_argument("--hidden", type=_POSITIVE_INT, nargs="+", default=[32, 16], help="dense: hidden widths")
+    t.add_argument("--channels", type=_POSITIVE_INT, nargs="+", default=[16, 32], help="conv: channels per block")
+    t.add_argument("--dense", type=_POSITIVE_INT, nargs="*", default=[64], help="conv: dense widths")
+    t.add_argument("--convs-per-block", type=_POSITIVE_INT, default=1)
     t.add_argument("--conv", default=None, choices=sorted(models.CONV_LAYERS),
                    help=f"conv: convolution layer (default {models.DEFAULT_CONV}: exactly orthogonal)")
     t.add_argument("--downsample", default=None, choices=models.DOWNSAMPLING,
@@ -279,72 +410,86 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--head", default=None, choices=models.HEADS,
                    help="conv/4c3f: last layer (lln: row-normalized, certified per pair)")
     t.add_argument("--loss", default="hkr", choices=_LOSSES + tuple(_MARGIN_LOSSES))
-    t.add_argument("--train-eps", type=float, default=None,
+    t.add_argument("--train-eps", type=_POSITIVE, default=None,
                    help="margin losses: radius to train for (default: the largest --eps)")
-    t.add_argument("--overshoot", type=float, default=None,
+    t.add_argument("--overshoot", type=_POSITIVE, default=None,
                    help="margin losses: the radius ramps up to overshoot * train-eps (default 1.1)")
-    t.add_argument("--ramp-epochs", type=float, default=None,
+    t.add_argument("--ramp-epochs", type=_NONNEGATIVE, default=None,
                    help="margin losses: epochs over which the radius ramps up from 0 (default 10)")
-    t.add_argument("--alpha", type=float, default=0.9)
-    t.add_argument("--min-margin", type=float, default=1.0)
-    t.add_argument("--temperature", type=float, default=1.0, help="lse/soft HKR temperature or tau of tau-ce")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=None,
+    t.add_argument("--alpha", type=_unit_interval, default=0.9)
+    t.add_argument("--min-margin", type=_POSITIVE, default=1.0)
+    t.add_argument("--temperature", type=_POSITIVE, default=1.0, help="lse/soft HKR temperature or tau of tau-ce")
+    t.add_argument("--epochs", type=_POSITIVE_INT, default=10)
+    t.add_argument("--batch-size", type=_POSITIVE_INT, default=None,
                    help=f"per process under torchrun (default {_BATCH_SIZE}, or the recipe's)")
-    t.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULT_LR:g})")
+    t.add_argument("--lr", type=_POSITIVE, default=None, help=f"Adam learning rate (default {DEFAULT_LR:g})")
     t.add_argument("--schedule", default="constant", choices=("constant",) + LR_DECAYS,
                    help="learning rate: constant, or a per-epoch decay down to --final-lr at the last epoch")
-    t.add_argument("--final-lr", type=float, default=None, help="last learning rate of the decay (default 1e-6)")
-    t.add_argument("--eps", type=float, nargs="*", default=[0.5, 1.0, 1.58])
+    t.add_argument("--final-lr", type=_POSITIVE, default=None, help="last learning rate of the decay (default 1e-6)")
+    t.add_argument("--eps", type=_NONNEGATIVE, nargs="*", default=[0.5, 1.0, 1.58])
     t.add_argument("--out", required=True, help="checkpoint file (written atomically each epoch)")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    t.add_argument("--force", action="store_true", help="replace an existing --out and start over")
     t.add_argument("--device", default=None)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)
-    c = sub.add_parser("certify", help="verified Lipschitz bound and certified accuracy of a checkpoint")
+    c = add_command("certify", help="verified Lipschitz bound and certified accuracy of a checkpoint")
     c.add_argument("model", help="checkpoint written by `lipot train`")
     c.add_argument("--data-root", default=None)
-    c.add_argument("--eps", type=float, nargs="+", default=[0.5, 1.0, 1.58])
+    c.add_argument("--eps", type=_NONNEGATIVE, nargs="+", default=[0.5, 1.0, 1.58])
     c.set_defaults(func=_certify)
-    a = sub.add_parser("audit", help="attack a checkpoint and check its certificates and Lipschitz bound")
+    a = add_command("audit", help="attack a checkpoint and check its certificates and Lipschitz bound")
     a.add_argument("model", help="checkpoint written by `lipot train`")
     a.add_argument("--data-root", default=None)
     a.add_argument("--split", default="test", choices=["train", "test"])
-    a.add_argument("--n", type=int, default=1000, help="random samples to audit")
-    a.add_argument("--lipschitz", type=float, default=None, help="bound to certify with (default: verified)")
+    a.add_argument("--n", type=_POSITIVE_INT, default=1000, help="random samples to audit")
+    a.add_argument("--lipschitz", type=_POSITIVE, default=None, help="bound to certify with (default: verified)")
     a.add_argument("--attacks", nargs="+", default=["deepfool", "fab", "fmn", "apgd"])
-    a.add_argument("--steps", type=int, default=100)
+    a.add_argument("--steps", type=_POSITIVE_INT, default=100)
     a.add_argument("--device", default=None)
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=_audit)
-    e = sub.add_parser("estimate", help="Wasserstein-1 distance between two samples (KR critic)")
+    e = add_command("estimate", help="Wasserstein-1 distance between two samples (KR critic)")
     e.add_argument("a", help=".npy / .npz / .csv file or MNIST-format folder")
     e.add_argument("b", help=".npy / .npz / .csv file or MNIST-format folder")
-    e.add_argument("--class-a", type=int, default=None, help="MNIST folder: keep this class")
-    e.add_argument("--class-b", type=int, default=None, help="MNIST folder: keep this class")
+    e.add_argument("--class-a", type=_NONNEGATIVE_INT, default=None, help="MNIST folder: keep this class")
+    e.add_argument("--class-b", type=_NONNEGATIVE_INT, default=None, help="MNIST folder: keep this class")
     e.add_argument("--split", default="train", choices=["train", "test"])
-    e.add_argument("--limit", type=int, default=None, help="use the first N samples of each")
+    e.add_argument("--limit", type=_POSITIVE_INT, default=None, help="use the first N samples of each")
     e.add_argument("--exact", action="store_true", help="also print exact_w1 (POT) when feasible")
     e.add_argument("--critic", choices=["auto", "linear", "gnp"], default="auto",
                    help="auto: per fold, the better of the closed-form linear critic and a GNP network")
-    e.add_argument("--folds", type=int, default=None,
+    e.add_argument("--folds", type=_POSITIVE_INT, default=None,
                    help="cross-fitting folds (1: one held-out split; default: lipot.W1Estimator's)")
     e.add_argument("--flatten", action="store_true",
                    help="treat images as vectors (dense critic: much faster than the conv one on CPU)")
-    e.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: lipot.W1Estimator's)")
-    e.add_argument("--lr", type=float, default=None, help="initial learning rate (default: lipot.W1Estimator's)")
-    e.add_argument("--batch-size", type=int, default=None, help="default: lipot.W1Estimator's")
+    e.add_argument("--epochs", type=_POSITIVE_INT, default=None, help="maximum epochs (default: lipot.W1Estimator's)")
+    e.add_argument("--lr", type=_POSITIVE, default=None, help="initial learning rate (default: lipot.W1Estimator's)")
+    e.add_argument("--batch-size", type=_POSITIVE_INT, default=None, help="default: lipot.W1Estimator's")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None)
-    e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
     e.set_defaults(func=_estimate)
     return parser
 
 
+# user mistakes (bad values, files, settings) print one line; anything else is a bug: traceback
+_USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run one command. A user error prints ``lipot <command>: error: <message>`` and exits
+    with status 2, as argparse does for a bad option (``--debug``: the traceback instead)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported with the command's own usage, not the top-level one
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return args.func(args)
+    except _USER_ERRORS as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        parser.exit(2, f"lipot {args.command}: error: {message}\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Nothing is downloaded: point ``root`` at the four standard files.
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: not a complete gzip file ({err}); the download or copy is "
+                         "truncated or corrupt: fetch the file again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path}: not an IDX file (the first two bytes must be 0)")
     code, ndim = data[2], data[3]
@@ -77,6 +82,21 @@ def _find(root: Path, stem: str) -> Path:
     )
 
 
+def _pixels(images: np.ndarray, root: Path) -> np.ndarray:
+    """float32 pixels in [0, 1]: integer images are divided by 255; floating-point images are
+    taken as they are and must already lie in [0, 1] (they are never divided twice)."""
+    if np.issubdtype(images.dtype, np.integer):
+        if images.min() < 0 or images.max() > 255:
+            raise ValueError(f"{root}: integer pixels must lie in [0, 255], got "
+                             f"[{images.min()}, {images.max()}]")
+        return images.astype(np.float32) / 255.0
+    out = images.astype(np.float32)
+    if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
+        raise ValueError(f"{root}: floating-point pixels must be finite and lie in [0, 1], got "
+                         f"[{np.nanmin(out)}, {np.nanmax(out)}]; rescale them or store bytes")
+    return out
+
+
 def _load(root: str | os.PathLike, split: str) -> tuple[Tensor, Tensor]:
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -90,7 +110,7 @@ def _load(root: str | os.PathLike, split: str) -> tuple[Tensor, Tensor]:
                          f"{images.shape} and {labels.shape}")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{root}: {images.shape[0]} images but {labels.shape[0]} labels")
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    x = torch.from_numpy(_pixels(images, root)).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     return x, y
 

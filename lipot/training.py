@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -20,14 +19,16 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
 
+from . import _checks
 from . import distributed as _dist
 from . import losses
 from .certify import _predicted_correct, certified_accuracy
 from .distributed import shard_slice
 from .schedules import RadiusRamp
 
-__all__ = ["fit", "save_checkpoint", "load_checkpoint", "make_loader", "TensorLoader", "DEFAULT_LR"]
+__all__ = ["fit", "save_checkpoint", "load_checkpoint", "load_model_state", "make_loader", "TensorLoader", "DEFAULT_LR"]
 
 DEFAULT_LR = 1e-3
 """Adam learning rate of :func:`fit`, the recipes and the CLI."""
@@ -92,44 +93,49 @@ def make_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True, see
     return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed)
 
 
+_CHECKPOINT_KEYS = frozenset({"model"})  # what every lipot checkpoint holds
+_RESUME_KEYS = frozenset({"model", "optimizer", "loss", "rng", "epoch", "history"})  # what fit() resumes from
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace``: a crash never
     leaves a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _checks.writable_file("checkpoint", path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left behind when the save failed
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (plain tensors and Python values)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    path = _checks.existing_file("checkpoint", path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - garbage bytes fail in many ways (EOFError, struct.error, ...)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"checkpoint {path} cannot be read ({reason}): it is empty, truncated or "
+                         "not a file written by lipot / torch.save") from None
+    if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
+        found = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"checkpoint {path} is not a lipot training checkpoint (expected the keys "
+                         f"{sorted(_CHECKPOINT_KEYS)}, found {found}); a plain state_dict loads with "
+                         "model.load_state_dict(torch.load(path))")
+    return state
 
 
-class _Progress:
-    """A one-line progress bar on stderr (only when it is a terminal)."""
-
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.total, self.label = total, label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, done: int, text: str) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
-            return
-        self.last = now
-        filled = int(30 * done / max(self.total, 1))
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {text}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+def load_model_state(model: nn.Module, state: dict[str, Any], path) -> None:
+    """``model.load_state_dict`` with an error naming the checkpoint when the shapes or keys
+    belong to another architecture."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()
+        raise ValueError(f"checkpoint {path} was written for a different model ("
+                         f"{detail[1].strip() if len(detail) > 1 else detail[0]}); build the same "
+                         "architecture, or write to another --out / checkpoint file") from None
 
 
 def _kr_term(out: Tensor, y: Tensor) -> Tensor:
@@ -138,7 +144,23 @@ def _kr_term(out: Tensor, y: Tensor) -> Tensor:
     return losses.kr_multiclass_loss(out, y)
 
 
-def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress, distributed: bool = False,
+def _check_finite_batch(x: Tensor, i: int) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"batch {i} of the training data contains NaN or Inf values; clean the data "
+                         "(e.g. torch.nan_to_num or drop those samples)") from None
+
+
+def _raise_non_finite(loss: Tensor, x: Tensor, out: Tensor, i: int) -> None:
+    """Name the first culprit of a non-finite loss: the data, the model's outputs, or the loss."""
+    _check_finite_batch(x, i)
+    if not bool(torch.isfinite(out).all()):
+        raise FloatingPointError(f"the model's outputs became NaN/Inf at batch {i} (finite inputs): "
+                                 "training diverged; lower the learning rate")
+    raise FloatingPointError(f"the loss became {float(loss)} at batch {i} (finite inputs and outputs); "
+                             "lower the learning rate or check the loss settings")
+
+
+def _epoch(model, loss_fn, loader, optimizer, device, progress: tqdm, distributed: bool = False,
            before_step: Callable[[int], None] | None = None) -> dict[str, float]:
     """One pass over ``loader``; the metrics are summed on the device (no extra host syncs).
     ``distributed``: the losses use global-batch statistics and the metrics are summed over
@@ -154,20 +176,27 @@ def _epoch(model, loss_fn, loader, optimizer, device, progress: _Progress, distr
             before_step(i)
         with context():
             out = model(x)
-            loss = loss_fn(out, y)
+            try:
+                loss = loss_fn(out, y)
+            except ValueError:  # e.g. the loss refusing NaN logits: name the data if it is the cause
+                _check_finite_batch(x, i)
+                raise
             if not torch.isfinite(loss):  # before the step, so the weights are not corrupted
-                raise FloatingPointError(f"the loss became {float(loss)} at batch {i}; lower the learning rate")
+                _raise_non_finite(loss, x, out, i)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
                 total_loss = total_loss + loss.detach()
                 total_kr = total_kr + _kr_term(out.detach(), y)
-                correct = correct + _predicted_correct(out.detach(), y).sum()
+                correct = correct + _predicted_correct(out.detach(), y, check=False).sum()
         seen += x.shape[0]
         batches += 1
-        if progress.enabled:
-            progress.update(i + 1, f"loss {float(total_loss) / batches:.4f} acc {float(correct) / seen:.4f}")
+        if not progress.disable:
+            progress.update()
+            if progress.n == len(progress) or i % 10 == 0:  # host reads only every 10 batches
+                progress.set_postfix(loss=f"{float(total_loss) / batches:.4f}", acc=f"{float(correct) / seen:.4f}",
+                                     refresh=False)
     progress.close()
     if batches == 0:
         raise ValueError("the training loader yielded no batch (batch_size larger than the data?)")
@@ -192,7 +221,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = True,
     device: torch.device | str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = print,
     scheduler: Any = None,
     extra: dict[str, Any] | None = None,
@@ -213,6 +242,8 @@ def fit(
         checkpoint: file written atomically after each epoch (model, optimizer, loss state,
             scheduler, history, RNG state, ``extra``).
         resume: continue from ``checkpoint`` if it exists.
+        progress: a tqdm progress bar per epoch (batches, loss, accuracy) on stderr; ``None``:
+            only when stderr is a terminal.
         log: called with a one-line summary per epoch (``None``: silent).
         scheduler: an optional LR scheduler stepped once per epoch (e.g.
             :func:`lipot.schedules.lr_decay`).
@@ -229,8 +260,9 @@ def fit(
             validation, logging and checkpoints happen on rank 0 only (the history is sent to
             every rank); ``model`` itself is trained in place (DDP wraps it).
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    _checks.positive_int("epochs", epochs)
+    if checkpoint is not None:
+        _checks.writable_file("checkpoint", checkpoint)  # now, not after the first epoch
     if radius_ramp is not None and not isinstance(getattr(loss_fn, "eps", None), float):
         raise ValueError("radius_ramp needs a loss with an eps attribute (a margin loss of "
                          "lipot.losses, e.g. EMMALoss or GloroTradesLoss)")
@@ -248,7 +280,11 @@ def fit(
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint, device)
-        model.load_state_dict(state["model"])
+        missing = sorted(_RESUME_KEYS - set(state))
+        if missing:
+            raise ValueError(f"checkpoint {checkpoint} holds a model but not the training state needed to "
+                             f"resume (missing {missing}); train into another checkpoint file")
+        load_model_state(model, state, checkpoint)
         optimizer.load_state_dict(state["optimizer"])
         loss_fn.load_state_dict(state["loss"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -264,7 +300,8 @@ def fit(
         t0 = time.perf_counter()
         if hasattr(getattr(train_data, "sampler", None), "set_epoch"):
             train_data.sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle per epoch
-        bar = _Progress(len(train_data), f"epoch {epoch + 1}/{epochs}", progress and main)
+        bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+                   disable=True if not main else (None if progress is None else not progress))
         ramp = _ramp_setter(loss_fn, radius_ramp, epoch, len(train_data))
         metrics: dict[str, Any] = {"epoch": epoch + 1,
                                    **_epoch(trained, loss_fn, train_data, optimizer, device, bar, distributed, ramp)}

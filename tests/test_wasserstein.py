@@ -98,8 +98,10 @@ def test_cli_estimate(tmp_path, capsys):
     assert cli.main(["estimate", str(tmp_path / "a.npy"), str(tmp_path / "b.csv"), "--critic", "linear",
                      "--folds", "2"]) == 0
     assert "critics: linear x2" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="expected a .npy"):
+    (tmp_path / "a.txt").write_text("1 2\n")
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["estimate", str(tmp_path / "a.txt"), str(tmp_path / "b.csv")])
+    assert exit_info.value.code == 2 and "expected a .npy" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- streams

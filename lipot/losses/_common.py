@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .. import _checks
 from .. import distributed as _dist
 
 _REDUCTIONS = ("mean", "sum", "none", "auto")
@@ -90,15 +91,9 @@ def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
     return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
 
 
-def _values_in(values: Tensor, allowed: tuple[int, int]) -> bool:
-    return bool(((values == allowed[0]) | (values == allowed[1])).all())
-
-
 def _check_sign_values(target: Tensor, what: str) -> None:
     """Labels coded as {-1, +1} or {0, 1}, nothing else."""
-    values = torch.unique(target)
-    if not (_values_in(values, (-1, 1)) or _values_in(values, (0, 1))):
-        raise ValueError(f"{what} must be in {{-1, +1}} or {{0, 1}}, got values {values[:6].tolist()}")
+    _checks.binary_labels(what, target)
 
 
 def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
@@ -112,9 +107,8 @@ def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
     if target.dim() == 1 and not target.is_floating_point():
         if target.shape[0] != n:
             raise ValueError(f"target has {target.shape[0]} labels for a batch of {n}")
-        if _checking() and (target.min() < 0 or target.max() >= c):
-            raise ValueError(f"class indices in target must be in [0, {c}), got "
-                             f"[{int(target.min())}, {int(target.max())}]")
+        if _checking():
+            _checks.class_indices("target", target, c)
         target = F.one_hot(target, c)
     elif tuple(target.shape) != (n, c):
         raise ValueError(

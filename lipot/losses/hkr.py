@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .. import _checks
 from .. import distributed as _dist
 from .._checks import positive_float
 from ._common import (
@@ -119,7 +120,7 @@ def neg_kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tenso
 
 
 def _hinge(input: Tensor, sign: Tensor, min_margin: float) -> Tensor:
-    return F.relu(0.5 * min_margin - sign * input)
+    return F.relu(0.5 * positive_float("min_margin", min_margin) - sign * input)
 
 
 def hinge_margin_loss(
@@ -202,11 +203,13 @@ def soft_hkr_multiclass_loss(
     alpha = check_alpha(alpha)
     sign = _multiclass_sign(input, target)
     true = _true_class_mask(sign)
+    if not isinstance(temperature, Tensor):
+        temperature = positive_float("temperature", temperature)
     tau = torch.as_tensor(temperature, dtype=input.dtype, device=input.device).detach()
     others = torch.where(true, torch.finfo(input.dtype).min, tau * input.detach())
     weights = torch.where(true, 1.0, torch.softmax(others, dim=-1)).detach()
     signed = sign * input
-    per_class = (1.0 - alpha) * (-signed) + alpha * F.relu(0.5 * min_margin - signed)
+    per_class = (1.0 - alpha) * (-signed) + alpha * _hinge(signed, 1.0, min_margin)
     return _reduce((weights * per_class).sum(-1), reduction)
 
 
@@ -234,8 +237,9 @@ def lse_hkr_multiclass_loss(
     c = input.shape[-1]
     if c < 3:
         raise ValueError(f"lse_hkr_multiclass_loss needs >= 3 classes, got {c}; use hkr_loss")
-    z = input * temperature
-    t = math.log(c - 1) / (penalty * 0.5 * min_margin)
+    min_margin = positive_float("min_margin", min_margin)
+    z = input * positive_float("temperature", temperature)
+    t = math.log(c - 1) / (positive_float("penalty", penalty) * 0.5 * min_margin)
     pos = (z * true).sum(-1)
     lse_neg = torch.logsumexp(torch.where(true, -math.inf, t * z), dim=-1) / t
     hinge = F.relu(0.5 * min_margin - pos) + F.relu(0.5 * min_margin + lse_neg)
@@ -253,7 +257,13 @@ def tau_cross_entropy_loss(
     indices or class probabilities of ``input``'s shape."""
     _check_input(input)
     tau = positive_float("tau", tau)
-    target = target.to(input.dtype) if target.shape == input.shape else target.long()
+    if target.shape == input.shape:
+        target = target.to(input.dtype)
+    elif input.dim() != 2 or tuple(target.shape) != (input.shape[0],):
+        raise ValueError(f"target must be class indices ({input.shape[0]},) or class probabilities "
+                         f"{tuple(input.shape)} for input (N, C) {tuple(input.shape)}, got {tuple(target.shape)}")
+    else:
+        target = _checks.class_indices("target", target, input.shape[1]) if _checking() else target
     reduction = check_reduction(reduction)
     if _dist.active():
         _no_class_weight(kwargs)
@@ -291,7 +301,7 @@ def categorical_hinge_loss(
     true = _true_class_mask(sign)
     pos = (input * true).sum(-1)
     neg = torch.where(true, -math.inf, input).amax(-1)
-    return _reduce(F.relu(min_margin - (pos - neg)), reduction)
+    return _reduce(F.relu(positive_float("min_margin", min_margin) - (pos - neg)), reduction)
 
 
 # ----------------------------------------------------------------------------- modules

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks
-from .. import functional as LF
+from . import functional as LF
 from .base import LipschitzModule, trace_export
 
 __all__ = ["GroupSort", "GroupSort2", "FullSort", "GroupSortNorm", "MaxMin", "HouseHolder", "LPReLU"]

@@ -14,6 +14,7 @@ belong to ``lipot.certify``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -21,7 +22,18 @@ from torch import nn
 
 from .. import _checks
 
-__all__ = ["LipschitzModule", "nominal_lipschitz", "trace_export"]
+__all__ = ["LipschitzModule", "nominal_lipschitz", "trace_export", "evaluating"]
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module):
+    """Put ``module`` in eval mode for the block, then restore its previous mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class LipschitzModule:
@@ -53,6 +65,18 @@ class LipschitzModule:
         while cls.__name__.startswith("Parametrized") and cls.__bases__:
             cls = cls.__bases__[0]
         return cls.__name__
+
+    def _check_width(self, input: torch.Tensor, expected: int, dim: int, what: str) -> None:
+        """Refuse an input whose ``dim`` does not have ``expected`` entries, naming the layer
+        (torch's own message, e.g. "mat1 and mat2 shapes cannot be multiplied", does not)."""
+        if input.dim() < -dim if dim < 0 else input.dim() <= dim:
+            raise ValueError(f"{self.layer_name}: input of shape {tuple(input.shape)} has too few "
+                             f"dimensions (expected {what} in dimension {dim})")
+        if input.shape[dim] != expected:
+            raise ValueError(
+                f"{self.layer_name}: input of shape {tuple(input.shape)} has {input.shape[dim]} "
+                f"{what} in dimension {dim}, expected {expected}"
+            )
 
     def lipschitz_bound(self) -> float:
         """The l2 -> l2 Lipschitz constant this layer guarantees (its nominal bound)."""

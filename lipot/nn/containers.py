@@ -8,6 +8,7 @@ from collections import OrderedDict
 from torch import nn
 
 from .base import LipschitzModule, nominal_lipschitz
+from .export import vanilla_export
 
 __all__ = ["Sequential"]
 
@@ -97,8 +98,6 @@ class Sequential(nn.Sequential, LipschitzModule):
         return bound
 
     def vanilla_export(self) -> nn.Sequential:
-        from ..export import vanilla_export
-
         return nn.Sequential(
             OrderedDict((name, vanilla_export(m)) for name, m in self.named_children())
         )

@@ -115,7 +115,11 @@ class _ConvMixin(LipschitzWeightLayer):
             padding_mode=self.padding_mode,
         )
 
+    def _check_channels(self, input: Tensor) -> None:
+        self._check_width(input, self.in_channels, -1 - len(self.kernel_size), "channels")
+
     def forward(self, input: Tensor) -> Tensor:
+        self._check_channels(input)
         return self._conv_forward(input, self._constrained_weight(), self.bias)
 
     def vanilla_export(self) -> nn.Module:
@@ -136,6 +140,7 @@ class _TorusConvMixin(_ConvMixin):
     _coefficient = staticmethod(copy_coefficient)
 
     def forward(self, input: Tensor) -> Tensor:
+        self._check_channels(input)
         if self.padding_mode == "circular":
             _check_circular_tiling(self.layer_name, input.shape[2:], self.kernel_size,
                                    self.stride, self.dilation, self._pads)
@@ -172,6 +177,7 @@ class _TransposedConvMixin(_ConvMixin):
                 )
 
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        self._check_channels(input)
         output_padding = self._output_padding(
             input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
         )

@@ -23,6 +23,7 @@ class _LinearMixin(LipschitzWeightLayer):
     """Forward and export shared by the constrained dense layers."""
 
     def forward(self, input: Tensor) -> Tensor:
+        self._check_width(input, self.in_features, -1, "features")
         return F.linear(input, self._constrained_weight(), self.bias)
 
     def vanilla_export(self) -> nn.Linear:

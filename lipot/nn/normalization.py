@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from .._transforms import in_functorch_transform
-from ..functional import _tracing
+from .functional import _tracing
 from .base import LipschitzModule, trace_export
 
 __all__ = ["LayerCentering", "BatchCentering"]
@@ -126,6 +126,12 @@ class BatchCentering(_Centering):
         if not self.training:
             return self._finish(_add_channel_vector(input, -self.running_mean))
         dims = self.dim if self.dim is not None else (0,) + tuple(range(2, input.dim()))
+        if any(input.shape[d] == 0 for d in dims):
+            raise ValueError(
+                f"BatchCentering: the training-mode input {tuple(input.shape)} is empty along the "
+                f"dimensions {dims} it averages over, so it has no mean (and would turn the running "
+                "mean into NaN); skip empty batches (e.g. drop_last=True) or use eval mode"
+            )
         mean = input.mean(dim=dims, keepdim=True)
         if in_functorch_transform():  # a pure function there: no running-statistic update
             return self._finish(input - mean)

@@ -36,6 +36,7 @@ and no in-place projection (no data-dependent control flow, no parameter mutatio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -64,9 +65,28 @@ from ..normalizers import (
 )
 
 METHODS = ("bjorck", "spectral", "frobenius", "aol")
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 # Björck steps used under torch.compile (no convergence test is possible there).
 COMPILED_BJORCK_STEPS = 12
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+
+
+def _full_precision(weight: Tensor):
+    """A context that turns torch.autocast off while a weight is normalized: under autocast the
+    Björck and power-iteration products would run in float16/bfloat16 and the weight's spectral
+    norm could exceed its bound (1.002 measured for a 64x64 layer under CPU bfloat16). The layer's
+    own product with its input still runs under autocast."""
+    device_type = weight.device.type
+    if device_type in ("cpu", "cuda") and _autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class CachedWeight(nn.Module):
@@ -98,9 +118,10 @@ class CachedWeight(nn.Module):
         return _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad) or is_transformed_tensor(raw)
 
     def forward(self, raw: Tensor) -> Tensor:
-        if self._needs_graph(raw):
-            return self._compute(raw)
-        return self._cached(raw)
+        with _full_precision(raw):
+            if self._needs_graph(raw):
+                return self._compute(raw)
+            return self._cached(raw)
 
     def _cache_key(self, x: Tensor) -> tuple:
         # (coefficient is fixed at construction; k_coef_lip can change)
@@ -193,6 +214,20 @@ class LipschitzWeight(CachedWeight):
     def extra_repr(self) -> str:
         return f"method={self.method!r}, groups={self.groups}, scale={self.scale:.6g}"
 
+    def _check_u(self) -> None:
+        """The power-iteration vector must be finite and non-zero (a corrupted state_dict, or a
+        write through ``.data``, could break it): a clear error instead of a NaN weight."""
+        if _static(self.u) or in_functorch_transform():
+            return
+        norms = self.u.norm(dim=1)
+        if not bool((torch.isfinite(norms) & (norms > 0)).all()):
+            raise ValueError(
+                "the power-iteration buffer 'u' of this layer's weight parametrization contains "
+                "NaN, Inf or a zero vector (a corrupted state_dict?); the weight itself may be "
+                "fine. Load a valid state_dict, or reset the buffer: "
+                "lipot.nn.parametrization.lipschitz_weight(layer).u.normal_()"
+            )
+
     def _updates_state(self) -> bool:
         """Training mode outside ``torch.func`` transforms (inside one the layer is a pure
         function: same output, no buffer written)."""
@@ -219,6 +254,7 @@ class LipschitzWeight(CachedWeight):
             rms = m.detach().flatten(-2).norm(dim=-1) / math.sqrt(rank)
             if warm:
                 return rms.clamp_min(torch.finfo(m.dtype).tiny)
+            self._check_u()
             sigma, u = power_iteration(m.detach(), self.u, self.eps_spectral, self.maxiter_spectral)
             if self._updates_state():
                 self.u.copy_(u)
@@ -254,6 +290,7 @@ class LipschitzWeight(CachedWeight):
         if self.method == "frobenius":
             return frobenius_normalize(m, self.disjoint_neurons)
         if self.method == "spectral":
+            self._check_u()
             u = self.u if self.training else self.u.clone()
             out, u_new, _ = spectral_normalize(m, u, self.eps_spectral, self.maxiter_spectral)
             if self._updates_state():
@@ -314,6 +351,17 @@ class LipschitzWeight(CachedWeight):
         return x + (q - x).detach(), True
 
     def forward(self, x: Tensor) -> Tensor:
+        with _full_precision(x):
+            return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        if x.dtype in _LOW_PRECISION:
+            raise TypeError(
+                f"lipot layers keep float32 or float64 weights, got a {x.dtype} weight: the "
+                "orthonormalization and its certificates are not reliable in half precision. Keep "
+                "the model in float32 (do not call .half() / .bfloat16() on it); for mixed "
+                "precision, run the forward under torch.autocast"
+            )
         projected = None
         if self.method == "bjorck" and self.training and not _is_compiling():
             if in_functorch_transform():
@@ -380,6 +428,9 @@ class LipschitzWeightLayer(LipschitzModule):
     """Mixin for layers whose ``weight`` carries a :class:`LipschitzWeight`."""
 
     def _init_weight(self, k_coef_lip: float, **kwargs) -> None:
+        for size in ("in_features", "out_features", "in_channels", "out_channels"):
+            if hasattr(self, size):
+                _checks.positive_int(size, getattr(self, size))
         self._init_lipschitz(k_coef_lip)
         register_lipschitz_weight(self, k_coef_lip=self._k_coef_lip, **kwargs)
 

@@ -14,7 +14,7 @@ import math
 from torch import Tensor, nn
 
 from .. import _checks
-from .. import functional as LF
+from . import functional as LF
 from .base import LipschitzModule, trace_export
 
 __all__ = [

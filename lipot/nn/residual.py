@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import LipschitzModule, nominal_lipschitz, trace_export
+from .export import vanilla_export
 
 __all__ = ["LipResidual"]
 
@@ -51,8 +52,6 @@ class LipResidual(nn.Module, LipschitzModule):
         return out if self.k_coef_lip == 1.0 else out * self.k_coef_lip
 
     def vanilla_export(self) -> nn.Module:
-        from ..export import vanilla_export
-
         if self.block is None:
             return trace_export(self)
         exported = trace_export(self, concrete_args={"y": None})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .. import _checks
-from .. import functional as LF
+from . import functional as LF
 from .base import LipschitzModule, trace_export
 
 __all__ = ["InvertibleDownSampling", "InvertibleUpSampling"]

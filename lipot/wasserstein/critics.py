@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import models
-from ..functional import group_sort_norm
+from ..nn.functional import group_sort_norm
 from ..nn import GroupSortNorm, Sequential, StackedSpectralLinear
 from ..normalizers import DEFAULT_EPS_BJORCK
 
