@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
+from ._transforms import is_compiling
+
 
 def positive_float(name: str, value: Any) -> float:
     """Return ``value`` as a float, or raise if it is not a finite number > 0."""
@@ -82,7 +84,7 @@ def binary_labels(name: str, labels: torch.Tensor) -> torch.Tensor:
     positive class). Returns ``labels``."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(labels).__name__}")
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return labels
     values = torch.unique(labels)
     allowed = [torch.tensor(v, dtype=values.dtype, device=values.device) for v in (-1, 0, 1)]
@@ -102,7 +104,7 @@ def class_indices(name: str, labels: torch.Tensor, num_classes: int) -> torch.Te
         raise TypeError(f"{name} must be a tensor, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
-    if labels.numel() and not torch.compiler.is_compiling():
+    if labels.numel() and not is_compiling():
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
             raise ValueError(

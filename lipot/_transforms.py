@@ -1,4 +1,5 @@
-"""Whether code runs inside a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``...).
+"""Where the code runs: under ``torch.compile``, or inside a ``torch.func`` transform (``vmap``,
+``grad``, ``jacrev``, ``jvp``...).
 
 Inside a transform a module must behave as a pure function: the tensors it sees are wrapped
 (batched or gradient-tracking), and writing them into a module buffer in place is an error
@@ -11,7 +12,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["in_functorch_transform", "is_transformed_tensor", "is_batched_tensor"]
+__all__ = ["is_compiling", "in_functorch_transform", "is_transformed_tensor", "is_batched_tensor"]
+
+
+def is_compiling() -> bool:
+    """True while ``torch.compile`` captures the code (data-dependent checks and host reads are
+    skipped then; the one place lipot asks)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
 def in_functorch_transform() -> bool:

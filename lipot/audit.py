@@ -193,13 +193,9 @@ def lipschitz_lower_bound(model: nn.Module, X, *, iterations: int = 30, ascent_s
     def f(z: Tensor) -> Tensor:
         return model(z).reshape(z.shape[0], -1)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         power, pair_p = _power_iteration(f, x, iterations, h, gen)
         pairwise, pair_a = _pairwise_ascent(f, x, ascent_steps, lr, gen)
-    finally:
-        model.train(was_training)
     best_pair = pair_p if power >= pairwise else pair_a
     return LowerBound(max(power, pairwise), power, pairwise, best_pair)
 
@@ -439,11 +435,9 @@ def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool
     dev = torch.device(device) if device is not None else (param.device if param is not None else x_all.device)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     fn = _Logits(model)
-    was_training = model.training
-    model.eval()
     radii, points, success = [], [], []
     per_attack: dict[str, list[Tensor]] = {a: [] for a in attacks}
-    try:
+    with evaluating(model):
         x_all = x_all.to(dev, dtype)
         y_all = _labels(fn, x_all, y)
         starts = range(0, x_all.shape[0], batch_size)
@@ -471,8 +465,6 @@ def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool
             points.append(best_x.cpu())
             success.append(torch.isfinite(best).cpu())
         bar.close()
-    finally:
-        model.train(was_training)
     return AttackResult(torch.cat(radii), torch.cat(points), torch.cat(success),
                         {k: torch.cat(v) for k, v in per_attack.items()})
 

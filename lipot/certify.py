@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from . import _checks
-from .nn.base import LipschitzModule, _torch_module_bound, nominal_lipschitz
+from .nn.base import LipschitzModule, _torch_module_bound, evaluating, nominal_lipschitz
 from .nn.residual import LipResidual
 from .conv_coefficients import _resolve_padding, conv_count_bound, padding_copy_bound
 from .operator_norms import (
@@ -366,11 +366,9 @@ def certified_accuracy(
     body, last = _split_last_linear(model) if (per_pair and lipschitz is None) else (None, None)
     param = next(iter(model.parameters()), None)
     device = torch.device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
-    was_training = model.training
-    model.eval()
     radii, correct = [], []
     bound = None
-    try:
+    with evaluating(model):
         for x, y in _batches(data):
             x, y = x.to(device), y.to(device)
             if bound is None:
@@ -386,8 +384,6 @@ def certified_accuracy(
                 logits = model(x)
             radii.append(certified_radius(logits.float(), bound, weight, independent_rows).cpu())
             correct.append(_predicted_correct(logits, y).cpu())
-    finally:
-        model.train(was_training)
     if bound is None:
         raise ValueError("data is empty")
     radii_t, correct_t = torch.cat(radii), torch.cat(correct)

@@ -35,7 +35,8 @@ from .certify import certified_accuracy, lipschitz_report
 from .nn import nominal_lipschitz
 from .recipes import RECIPES, build_recipe
 from .schedules import LR_DECAYS, RadiusRamp, lr_decay
-from .training import DEFAULT_LR, fit, load_checkpoint, load_model_state, make_loader
+from .checkpoints import load_checkpoint, load_model_state
+from .training import DEFAULT_LR, fit, make_loader
 
 __all__ = ["main"]
 

@@ -43,8 +43,39 @@ from .nn.functional import (
     invertible_upsample,
 )
 
-from . import losses as _losses
-from .nn import functional as _layers
-
-# the layers' functional forms, then the loss functions (the lower-case names of lipot.losses)
-__all__ = list(_layers.__all__) + [name for name in _losses.__all__ if name[0].islower()]
+__all__ = [
+    "group_sort",
+    "group_sort_2",
+    "full_sort",
+    "max_min",
+    "pair_norm",
+    "group_sort_norm",
+    "householder",
+    "lipschitz_prelu",
+    "l2_norm_pool2d",
+    "scaled_avg_pool2d",
+    "scaled_adaptive_avg_pool2d",
+    "scaled_adaptive_l2_norm_pool2d",
+    "invertible_downsample",
+    "invertible_upsample",
+    "weighted_kr",
+    "kr_loss",
+    "neg_kr_loss",
+    "hinge_margin_loss",
+    "hkr_loss",
+    "kr_multiclass_loss",
+    "hinge_multiclass_loss",
+    "hkr_multiclass_loss",
+    "soft_hkr_multiclass_loss",
+    "lse_hkr_multiclass_loss",
+    "tau_cross_entropy_loss",
+    "tau_bce_with_logits_loss",
+    "categorical_hinge_loss",
+    "pairwise_lipschitz",
+    "pairwise_radius",
+    "offset_cross_entropy_loss",
+    "margin_cross_entropy_loss",
+    "gloro_trades_loss",
+    "emma_loss",
+    "logit_annealing_loss",
+]

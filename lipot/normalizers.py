@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
-from ._transforms import is_batched_tensor
+from ._transforms import is_batched_tensor, is_compiling
 from .conv_coefficients import (  # re-exported: the public API of lipot.normalizers
     conv_coefficient,
     conv_count_bound,
@@ -81,19 +81,12 @@ values to be within 1e-4 of 1."""
 _PRESCALE_CEILING = 2.9
 
 
-def _is_compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    if compiler is not None and hasattr(compiler, "is_compiling"):
-        return bool(compiler.is_compiling())
-    return False  # pragma: no cover - torch < 2.3
-
-
 def _static(tensor: Tensor) -> bool:
     """Whether data-dependent control flow on ``tensor`` is impossible: while torch.compile
     captures, or for a tensor batched by ``vmap`` (e.g. weights batched over
     ``stack_module_state``, whose values cannot be read on the host). The algorithms then run
     fixed iteration counts and their conservative branches."""
-    return _is_compiling() or is_batched_tensor(tensor)
+    return is_compiling() or is_batched_tensor(tensor)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import _checks
+from .checkpoints import _RESUME_KEYS, load_checkpoint, load_model_state, save_checkpoint
 from . import distributed as _dist
 from . import losses
 from .certify import _predicted_correct, certified_accuracy
@@ -91,51 +92,6 @@ def make_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True, see
         return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed, rank=_dist.rank(),
                             world_size=_dist.world_size())
     return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed)
-
-
-_CHECKPOINT_KEYS = frozenset({"model"})  # what every lipot checkpoint holds
-_RESUME_KEYS = frozenset({"model", "optimizer", "loss", "rng", "epoch", "history"})  # what fit() resumes from
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: a crash never
-    leaves a half-written checkpoint."""
-    path = _checks.writable_file("checkpoint", path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left behind when the save failed
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (plain tensors and Python values)."""
-    path = _checks.existing_file("checkpoint", path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - garbage bytes fail in many ways (EOFError, struct.error, ...)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"checkpoint {path} cannot be read ({reason}): it is empty, truncated or "
-                         "not a file written by lipot / torch.save") from None
-    if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
-        found = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"checkpoint {path} is not a lipot training checkpoint (expected the keys "
-                         f"{sorted(_CHECKPOINT_KEYS)}, found {found}); a plain state_dict loads with "
-                         "model.load_state_dict(torch.load(path))")
-    return state
-
-
-def load_model_state(model: nn.Module, state: dict[str, Any], path) -> None:
-    """``model.load_state_dict`` with an error naming the checkpoint when the shapes or keys
-    belong to another architecture."""
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        detail = str(err).strip().splitlines()
-        raise ValueError(f"checkpoint {path} was written for a different model ("
-                         f"{detail[1].strip() if len(detail) > 1 else detail[0]}); build the same "
-                         "architecture, or write to another --out / checkpoint file") from None
 
 
 def _kr_term(out: Tensor, y: Tensor) -> Tensor:
@@ -279,21 +235,8 @@ def fit(
     history: list[dict[str, Any]] = []
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, device)
-        missing = sorted(_RESUME_KEYS - set(state))
-        if missing:
-            raise ValueError(f"checkpoint {checkpoint} holds a model but not the training state needed to "
-                             f"resume (missing {missing}); train into another checkpoint file")
-        load_model_state(model, state, checkpoint)
-        optimizer.load_state_dict(state["optimizer"])
-        loss_fn.load_state_dict(state["loss"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng[_dist.rank() % len(rng)] if isinstance(rng, list) else rng)
-        if state.get("loader_rng") is not None and isinstance(getattr(train_data, "generator", None), torch.Generator):
-            train_data.generator.set_state(state["loader_rng"])
-        history, start = list(state["history"]), int(state["epoch"])
+        history = _resume(checkpoint, device, model, optimizer, loss_fn, scheduler, train_data)
+        start = len(history)
         if log:
             log(f"resumed from {checkpoint} after epoch {start}")
     for epoch in range(start, epochs):
@@ -311,39 +254,73 @@ def fit(
             metrics["train_eps"] = loss_fn.eps
         if scheduler is not None:
             scheduler.step()
-        if val_data is not None and main:
-            result = certified_accuracy(model, val_data, list(eps), device=device)
-            metrics["val_accuracy"] = result.accuracy
-            metrics["certified"] = {float(e): a for e, a in result.certified.items()}
-            metrics["lipschitz"] = result.lipschitz
-        if distributed:  # rank 0's validation metrics to every rank
-            shared = [metrics]
-            torch.distributed.broadcast_object_list(shared, src=0)
-            metrics = shared[0]
-        history.append(metrics)
+        history.append(_validate(model, val_data, eps, device, metrics, main, distributed))
         if checkpoint is not None:
-            rng = torch.get_rng_state()
-            if distributed:  # every rank's stream, restored per rank on resume
-                gathered: list[Any] = [None] * _dist.world_size()
-                torch.distributed.all_gather_object(gathered, rng)
-                rng = gathered
-            if main:
-                save_checkpoint(checkpoint, {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "loss": loss_fn.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "rng": rng,
-                    "loader_rng": _loader_rng(train_data),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "extra": extra or {},
-                })
-            if distributed:
-                torch.distributed.barrier()  # nobody reads a checkpoint that is being written
+            _save(checkpoint, model, optimizer, loss_fn, scheduler, train_data, history, extra, main, distributed)
         if log:
             log(_summary(metrics))
     return history
+
+
+def _resume(checkpoint, device, model, optimizer, loss_fn, scheduler, train_data) -> list[dict[str, Any]]:
+    """Restore a training checkpoint (model, optimizer, loss state, scheduler, RNG streams);
+    returns its history (one record per finished epoch)."""
+    state = load_checkpoint(checkpoint, device)
+    missing = sorted(_RESUME_KEYS - set(state))
+    if missing:
+        raise ValueError(f"checkpoint {checkpoint} holds a model but not the training state needed to "
+                         f"resume (missing {missing}); train into another checkpoint file")
+    load_model_state(model, state, checkpoint)
+    optimizer.load_state_dict(state["optimizer"])
+    loss_fn.load_state_dict(state["loss"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    torch.set_rng_state(rng[_dist.rank() % len(rng)] if isinstance(rng, list) else rng)
+    if state.get("loader_rng") is not None and isinstance(getattr(train_data, "generator", None), torch.Generator):
+        train_data.generator.set_state(state["loader_rng"])
+    history = list(state["history"])
+    if len(history) != int(state["epoch"]):
+        raise ValueError(f"checkpoint {checkpoint}: {len(history)} history records for epoch {state['epoch']}")
+    return history
+
+
+def _validate(model, val_data, eps, device, metrics: dict[str, Any], main: bool, distributed: bool) -> dict[str, Any]:
+    """Add the validation accuracy and certified accuracies (rank 0), shared with every rank."""
+    if val_data is not None and main:
+        result = certified_accuracy(model, val_data, list(eps), device=device)
+        metrics["val_accuracy"] = result.accuracy
+        metrics["certified"] = {float(e): a for e, a in result.certified.items()}
+        metrics["lipschitz"] = result.lipschitz
+    if distributed:  # rank 0's validation metrics to every rank
+        shared = [metrics]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        metrics = shared[0]
+    return metrics
+
+
+def _save(checkpoint, model, optimizer, loss_fn, scheduler, train_data, history, extra, main: bool,
+          distributed: bool) -> None:
+    """Write the checkpoint after an epoch (rank 0; every rank's RNG stream)."""
+    rng = torch.get_rng_state()
+    if distributed:  # every rank's stream, restored per rank on resume
+        gathered: list[Any] = [None] * _dist.world_size()
+        torch.distributed.all_gather_object(gathered, rng)
+        rng = gathered
+    if main:
+        save_checkpoint(checkpoint, {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "loss": loss_fn.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rng,
+            "loader_rng": _loader_rng(train_data),
+            "epoch": len(history),
+            "history": history,
+            "extra": extra or {},
+        })
+    if distributed:
+        torch.distributed.barrier()  # nobody reads a checkpoint that is being written
 
 
 def _ramp_setter(loss_fn, radius_ramp: RadiusRamp | None, epoch: int, steps: int):

@@ -8,6 +8,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from .. import _checks
+from .._transforms import is_compiling
 from .. import distributed as _dist
 
 _REDUCTIONS = ("mean", "sum", "none", "auto")
@@ -18,7 +19,7 @@ _REDUCTIONS = ("mean", "sum", "none", "auto")
 
 def _checking() -> bool:
     """Data-dependent label checks need a host sync; they are skipped under torch.compile."""
-    return not torch.compiler.is_compiling()
+    return not is_compiling()
 
 
 def check_reduction(reduction: str) -> str:

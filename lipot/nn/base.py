@@ -118,15 +118,10 @@ def trace_export(module: nn.Module, concrete_args: dict | None = None) -> nn.Mod
     buffers, and loads without lipot. Submodules stay as calls to submodules of the same name
     (replace them by their own exports). ``concrete_args`` fixes optional forward arguments.
     """
-    was_training = module.training
-    module.eval()
-    try:
+    with evaluating(module):
         graph = _ShallowTracer().trace(module, concrete_args=concrete_args)
         _make_portable(graph)
-        exported = torch.fx.GraphModule(module, graph, type(module).__name__)
-    finally:
-        module.train(was_training)
-    return exported
+        return torch.fx.GraphModule(module, graph, type(module).__name__)
 
 
 # torch.nn modules that are 1-Lipschitz (l2 -> l2) for every setting listed here.

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .base import LipschitzModule
+from .base import LipschitzModule, evaluating
 
 __all__ = ["vanilla_export", "vanilla_model"]
 
@@ -60,13 +60,8 @@ def vanilla_export(model: nn.Module) -> nn.Module:
     original model's mode is left unchanged. The result can be saved with ``torch.save`` and
     loaded where lipot is not installed.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            exported = _export(model)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        exported = _export(model)
     return exported.eval()
 
 

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .._transforms import is_compiling
+
 __all__ = [
     "group_sort",
     "group_sort_2",
@@ -45,7 +47,7 @@ def _plain_ops() -> bool:
     """Use plain torch ops instead of lipot's custom autograd Functions: while torch.fx traces
     (the exported graph holds only torch functions) and while torch.compile captures (dynamo
     refuses the Functions' custom forward-mode rule, and inductor fuses the plain ops anyway)."""
-    return _tracing() or torch.compiler.is_compiling()
+    return _tracing() or is_compiling()
 
 
 def _group_axes(dim: int) -> tuple[int, int]:

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .. import _checks
-from .._transforms import in_functorch_transform, is_transformed_tensor
+from .._transforms import in_functorch_transform, is_compiling, is_transformed_tensor
 from .base import LipschitzModule
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
@@ -53,7 +53,6 @@ from ..normalizers import (
     DEFAULT_EPS_SPECTRAL,
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
-    _is_compiling,
     _static,
     aol_normalize,
     bjorck_orthonormalize,
@@ -115,7 +114,7 @@ class CachedWeight(nn.Module):
 
     @staticmethod
     def _needs_graph(raw: Tensor) -> bool:
-        return _is_compiling() or (torch.is_grad_enabled() and raw.requires_grad) or is_transformed_tensor(raw)
+        return is_compiling() or (torch.is_grad_enabled() and raw.requires_grad) or is_transformed_tensor(raw)
 
     def forward(self, raw: Tensor) -> Tensor:
         with _full_precision(raw):
@@ -363,7 +362,7 @@ class LipschitzWeight(CachedWeight):
                 "precision, run the forward under torch.autocast"
             )
         projected = None
-        if self.method == "bjorck" and self.training and not _is_compiling():
+        if self.method == "bjorck" and self.training and not is_compiling():
             if in_functorch_transform():
                 return self._compute(*self._virtual_projection(x))
             else:
