@@ -27,7 +27,7 @@ import lipot.nn as L
 from lipot import cli, data
 from lipot.audit import attack_radius, audit_certificates
 from lipot.certify import certified_accuracy, certified_radius
-from lipot.nn.parametrization import lipschitz_weight
+from lipot.nn.weight_layer import lipschitz_weight
 from lipot.ot import exact_w1
 from lipot.training import fit, load_checkpoint, make_loader, save_checkpoint
 from lipot.wasserstein import W1Estimator, estimate_w1

@@ -29,7 +29,7 @@ from ..normalizers import (
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
 )
-from .parametrization import LipschitzWeightLayer, spectral_weight_kwargs
+from .weight_layer import LipschitzWeightLayer, spectral_weight_kwargs
 
 __all__ = ["SpectralConv1d", "SpectralConv2d", "FrobeniusConv2d", "SpectralConvTranspose2d"]
 

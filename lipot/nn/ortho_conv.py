@@ -65,7 +65,8 @@ from .conv import (
     _TransposedConvMixin,
     copy_coefficient,
 )
-from .parametrization import CachedWeight, LipschitzWeight
+from .cached import CachedWeight
+from .parametrization import LipschitzWeight
 
 __all__ = ["OrthoConv2d", "OrthoConvTranspose2d", "OrthogonalKernel", "compose_projector_block"]
 

@@ -36,17 +36,15 @@ and no in-place projection (no data-dependent control flow, no parameter mutatio
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 
 import torch
-from torch import Tensor, nn
-from torch.nn.utils import parametrize
+from torch import Tensor
 
 from .. import _checks
 from .._transforms import in_functorch_transform, is_compiling, is_transformed_tensor
-from .base import LipschitzModule
+from .cached import CachedWeight, _full_precision
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
@@ -68,95 +66,6 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 # Björck steps used under torch.compile (no convergence test is possible there).
 COMPILED_BJORCK_STEPS = 12
-
-
-def _autocast_enabled(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4: no device argument
-        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
-
-
-def _full_precision(weight: Tensor):
-    """A context that turns torch.autocast off while a weight is normalized: under autocast the
-    Björck and power-iteration products would run in float16/bfloat16 and the weight's spectral
-    norm could exceed its bound (1.002 measured for a 64x64 layer under CPU bfloat16). The layer's
-    own product with its input still runs under autocast."""
-    device_type = weight.device.type
-    if device_type in ("cpu", "cuda") and _autocast_enabled(device_type):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
-
-
-class CachedWeight(nn.Module):
-    """Base of lipot's weight parametrizations: ``raw -> k_coef_lip * coefficient * f(raw)``
-    with the no-grad cache described in the module docstring.
-
-    Subclasses set ``k_coef_lip`` and ``coefficient`` and implement :meth:`_compute` (the
-    weight, differentiable w.r.t. ``raw``); ``forward`` serves the cache when no gradient is
-    needed.
-    """
-
-    k_coef_lip: float
-    coefficient: float
-    _cache: tuple[tuple, Tensor] | None = None
-
-    @property
-    def scale(self) -> float:
-        """The factor ``k_coef_lip * coefficient`` applied after normalization."""
-        return self.k_coef_lip * self.coefficient
-
-    def _scaled(self, w: Tensor) -> Tensor:
-        return w if self.scale == 1.0 else self.scale * w
-
-    def _compute(self, raw: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    @staticmethod
-    def _needs_graph(raw: Tensor) -> bool:
-        return is_compiling() or (torch.is_grad_enabled() and raw.requires_grad) or is_transformed_tensor(raw)
-
-    def forward(self, raw: Tensor) -> Tensor:
-        with _full_precision(raw):
-            if self._needs_graph(raw):
-                return self._compute(raw)
-            return self._cached(raw)
-
-    def _cache_key(self, x: Tensor) -> tuple:
-        # (coefficient is fixed at construction; k_coef_lip can change)
-        return (x._version, x.data_ptr(), x.dtype, x.device, self.k_coef_lip, self.training)
-
-    def _cache_hit(self, x: Tensor) -> Tensor | None:
-        cache = self._cache
-        if cache is None or cache[0] != self._cache_key(x):
-            return None
-        return cache[1]
-
-    def _cached(self, x: Tensor) -> Tensor:
-        hit = self._cache_hit(x)
-        if hit is not None:
-            return hit
-        with torch.no_grad():
-            w = self._compute(x)
-        self._cache = (self._cache_key(x), w)
-        return w
-
-    def cached_weight(self, x: Tensor) -> Tensor | None:
-        """The cached weight for raw weight ``x`` if it is valid and no gradient is needed
-        (the fast path of the layers' forward), else ``None``. The cache only ever holds a
-        normalized weight, so a hit is always within the bound."""
-        if self._needs_graph(x):
-            return None
-        return self._cache_hit(x)
-
-    def train(self, mode: bool = True) -> "CachedWeight":
-        self._cache = None
-        return super().train(mode)
-
-    def __getstate__(self):
-        state = super().__getstate__().copy()
-        state["_cache"] = None
-        return state
 
 
 class LipschitzWeight(CachedWeight):
@@ -224,7 +133,7 @@ class LipschitzWeight(CachedWeight):
                 "the power-iteration buffer 'u' of this layer's weight parametrization contains "
                 "NaN, Inf or a zero vector (a corrupted state_dict?); the weight itself may be "
                 "fine. Load a valid state_dict, or reset the buffer: "
-                "lipot.nn.parametrization.lipschitz_weight(layer).u.normal_()"
+                "lipot.nn.weight_layer.lipschitz_weight(layer).u.normal_()"
             )
 
     def _updates_state(self) -> bool:
@@ -382,72 +291,3 @@ class LipschitzWeight(CachedWeight):
         state = super().__getstate__()
         state["_projected"] = None
         return state
-
-
-def spectral_weight_kwargs(
-    eps_spectral: float,
-    eps_bjorck: float | None,
-    maxiter_spectral: int,
-    maxiter_bjorck: int,
-    beta_bjorck: float,
-) -> dict:
-    """LipschitzWeight arguments of the Spectral* layers (``eps_bjorck=None``: spectral only)."""
-    return dict(
-        method="spectral" if eps_bjorck is None else "bjorck",
-        eps_spectral=eps_spectral,
-        maxiter_spectral=maxiter_spectral,
-        eps_bjorck=DEFAULT_EPS_BJORCK if eps_bjorck is None else eps_bjorck,
-        maxiter_bjorck=maxiter_bjorck,
-        beta_bjorck=beta_bjorck,
-    )
-
-
-def register_lipschitz_weight(module: nn.Module, **kwargs) -> LipschitzWeight:
-    """Orthogonally initialize ``module.weight``, zero its bias and register a
-    :class:`LipschitzWeight` on it. Returns the parametrization."""
-    with torch.no_grad():
-        weight = module.weight
-        groups = kwargs.get("groups", 1)
-        view = weight.reshape(groups, weight.shape[0] // groups, -1)
-        for g in range(groups):
-            nn.init.orthogonal_(view[g])
-        if getattr(module, "bias", None) is not None:
-            module.bias.zero_()
-    param = LipschitzWeight(weight, **kwargs)
-    parametrize.register_parametrization(module, "weight", param)
-    return param
-
-
-def lipschitz_weight(module: nn.Module) -> LipschitzWeight:
-    """The :class:`LipschitzWeight` registered on ``module.weight``."""
-    return module.parametrizations.weight[0]
-
-
-class LipschitzWeightLayer(LipschitzModule):
-    """Mixin for layers whose ``weight`` carries a :class:`LipschitzWeight`."""
-
-    def _init_weight(self, k_coef_lip: float, **kwargs) -> None:
-        for size in ("in_features", "out_features", "in_channels", "out_channels"):
-            if hasattr(self, size):
-                _checks.positive_int(size, getattr(self, size))
-        self._init_lipschitz(k_coef_lip)
-        register_lipschitz_weight(self, k_coef_lip=self._k_coef_lip, **kwargs)
-
-    def _k_coef_lip_changed(self) -> None:
-        lipschitz_weight(self).k_coef_lip = self._k_coef_lip
-
-    def _constrained_weight(self) -> Tensor:
-        """The weight for ``forward``: the parametrization's cached value when valid and no
-        gradient is needed (skipping ``torch.nn.utils.parametrize``'s per-access overhead, ~16 us),
-        otherwise ``self.weight`` through parametrize."""
-        plist = self._modules["parametrizations"]._modules["weight"]
-        cached = plist._modules["0"].cached_weight(plist._parameters["original"])
-        return self.weight if cached is None else cached
-
-    def _copy_into(self, plain: nn.Module) -> nn.Module:
-        """Copy the effective weight and bias into a plain torch layer of the same shape."""
-        with torch.no_grad():
-            plain.weight.copy_(self.weight)
-            if self.bias is not None:
-                plain.bias.copy_(self.bias)
-        return plain

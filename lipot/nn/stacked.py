@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from .. import _checks
 from ..normalizers import DEFAULT_EPS_BJORCK
 from .linear import SpectralLinear
-from .parametrization import LipschitzWeightLayer, lipschitz_weight
+from .weight_layer import LipschitzWeightLayer, lipschitz_weight
 
 __all__ = ["StackedSpectralLinear"]
 
