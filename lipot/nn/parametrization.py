@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -68,8 +69,36 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 COMPILED_BJORCK_STEPS = 12
 
 
+@dataclass(frozen=True)
+class NormalizationConfig:
+    """The settings of a weight normalization, validated once (one object per layer).
+
+    ``eps_spectral`` / ``maxiter_spectral``: the power iteration (the spectral method's estimate,
+    Björck's starting scale); ``eps_bjorck`` / ``maxiter_bjorck`` / ``beta_bjorck``: the Björck
+    iteration; ``disjoint_neurons``: Frobenius only, normalize each row separately.
+    """
+
+    eps_spectral: float = DEFAULT_EPS_SPECTRAL
+    maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL
+    eps_bjorck: float = DEFAULT_EPS_BJORCK
+    maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK
+    beta_bjorck: float = DEFAULT_BETA_BJORCK
+    disjoint_neurons: bool = False
+
+    def __post_init__(self) -> None:
+        _checks.positive_float("eps_spectral", self.eps_spectral)
+        _checks.positive_int("maxiter_spectral", self.maxiter_spectral)
+        _checks.positive_float("eps_bjorck", self.eps_bjorck)
+        _checks.positive_int("maxiter_bjorck", self.maxiter_bjorck)
+        check_bjorck_beta(self.beta_bjorck)
+
+
 class LipschitzWeight(CachedWeight):
     """Parametrization ``raw weight -> k_coef_lip * coefficient * normalize(raw weight)``.
+
+    ``LipschitzWeight(weight, method, ...)`` builds the parametrization of ``method`` (a subclass:
+    Björck, spectral, Frobenius or AOL); they share the matrix view, the scale, the
+    power-iteration buffer ``u``, the precision checks and the eval cache.
 
     Args:
         weight: the raw weight (used for its shape, dtype and device).
@@ -79,45 +108,39 @@ class LipschitzWeight(CachedWeight):
             ``k_coef_lip``-Lipschitz when ``coefficient`` times the normalized matrix norm bounds
             the operator norm by 1.
         k_coef_lip: Lipschitz factor.
-        disjoint_neurons: Frobenius only: normalize each row separately.
+        **settings: the fields of :class:`NormalizationConfig`.
     """
 
-    def __init__(
-        self,
-        weight: Tensor,
-        method: str,
-        groups: int = 1,
-        coefficient: float = 1.0,
-        k_coef_lip: float = 1.0,
-        eps_spectral: float = DEFAULT_EPS_SPECTRAL,
-        maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL,
-        eps_bjorck: float = DEFAULT_EPS_BJORCK,
-        maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
-        beta_bjorck: float = DEFAULT_BETA_BJORCK,
-        disjoint_neurons: bool = False,
-    ) -> None:
+    method: str = ""
+    _by_method: dict[str, type["LipschitzWeight"]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.method:
+            LipschitzWeight._by_method[cls.method] = cls
+
+    def __new__(cls, *args, **kwargs):
+        if cls is LipschitzWeight:  # dispatch on the method (copies and unpickling pass no args)
+            method = args[1] if len(args) > 1 else kwargs.get("method")
+            if method not in METHODS:
+                raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+            cls = LipschitzWeight._by_method[method]
+        return super().__new__(cls)
+
+    def __init__(self, weight: Tensor, method: str, groups: int = 1, coefficient: float = 1.0,
+                 k_coef_lip: float = 1.0, **settings) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.method = method
+        self.config = NormalizationConfig(**settings)
         self.groups = _checks.positive_int("groups", groups)
         self.coefficient = _checks.positive_float("coefficient", coefficient)
         self.k_coef_lip = _checks.positive_float("k_coef_lip", k_coef_lip)
-        self.eps_spectral = _checks.positive_float("eps_spectral", eps_spectral)
-        self.maxiter_spectral = _checks.positive_int("maxiter_spectral", maxiter_spectral)
-        self.eps_bjorck = _checks.positive_float("eps_bjorck", eps_bjorck)
-        self.maxiter_bjorck = _checks.positive_int("maxiter_bjorck", maxiter_bjorck)
-        self.beta_bjorck = check_bjorck_beta(beta_bjorck)
-        self.disjoint_neurons = bool(disjoint_neurons)
         if weight.shape[0] % self.groups:
             raise ValueError(
                 f"groups={groups} must divide the weight's first dimension {weight.shape[0]}"
             )
-        cols = weight[0].numel()
-        u = torch.randn(self.groups, cols, device=weight.device, dtype=weight.dtype)
+        u = torch.randn(self.groups, weight[0].numel(), device=weight.device, dtype=weight.dtype)
         self.register_buffer("u", u / u.norm(dim=1, keepdim=True))
         self._cache: tuple[tuple, Tensor] | None = None
-        self._projected: tuple[int, int, Tensor] | None = None
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, groups={self.groups}, scale={self.scale:.6g}"
@@ -141,12 +164,82 @@ class LipschitzWeight(CachedWeight):
         function: same output, no buffer written)."""
         return self.training and not in_functorch_transform()
 
-    # ---- views ---------------------------------------------------------------------------
-
     def _matrix(self, x: Tensor) -> Tensor:
         return x.reshape(self.groups, x.shape[0] // self.groups, -1)
 
-    # ---- normalization --------------------------------------------------------------------
+    def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        """The normalized matrices (without the scale), differentiable w.r.t. ``x``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        with _full_precision(x):
+            if x.dtype in _LOW_PRECISION:
+                raise TypeError(
+                    f"lipot layers keep float32 or float64 weights, got a {x.dtype} weight: the "
+                    "orthonormalization and its certificates are not reliable in half precision. "
+                    "Keep the model in float32 (do not call .half() / .bfloat16() on it); for "
+                    "mixed precision, run the forward under torch.autocast"
+                )
+            return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        if self._needs_graph(x):
+            return self._compute(x)
+        return self._cached(x)
+
+    def _compute(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        return self._scaled(self._normalized(x, projected)).reshape(x.shape)
+
+    def right_inverse(self, w: Tensor) -> Tensor:
+        """Assigning ``layer.weight = W`` stores ``W / scale`` as the raw weight."""
+        return w / self.scale
+
+
+class _SpectralWeight(LipschitzWeight):
+    """Division by a verified upper bound of the largest singular value
+    (:func:`lipot.normalizers.spectral_normalize`), the power-iteration vector kept in ``u``."""
+
+    method = "spectral"
+
+    def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        self._check_u()
+        u = self.u if self.training else self.u.clone()
+        out, u_new, _ = spectral_normalize(self._matrix(x), u, self.config.eps_spectral,
+                                           self.config.maxiter_spectral)
+        if self._updates_state():
+            with torch.no_grad():
+                self.u.copy_(u_new)
+        return out
+
+
+class _FrobeniusWeight(LipschitzWeight):
+    """Division by the Frobenius norm (per matrix, or per row with ``disjoint_neurons``)."""
+
+    method = "frobenius"
+
+    def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        return frobenius_normalize(self._matrix(x), self.config.disjoint_neurons)
+
+
+class _AOLWeight(LipschitzWeight):
+    """The almost-orthogonal rescaling on the weight in its own shape
+    (:func:`lipot.normalizers.aol_normalize`)."""
+
+    method = "aol"
+
+    def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
+        return aol_normalize(x, self.groups)
+
+
+class _BjorckWeight(LipschitzWeight):
+    """The polar factor by spectral scaling and Björck steps, the raw weight re-projected in place
+    in training mode and the exact polar derivative in the backward pass (module docstring)."""
+
+    method = "bjorck"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._projected: tuple[int, int, Tensor] | None = None
 
     def _prescale(self, m: Tensor, warm: bool = False) -> Tensor:
         """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6), or
@@ -163,7 +256,7 @@ class LipschitzWeight(CachedWeight):
             if warm:
                 return rms.clamp_min(torch.finfo(m.dtype).tiny)
             self._check_u()
-            sigma, u = power_iteration(m.detach(), self.u, self.eps_spectral, self.maxiter_spectral)
+            sigma, u = power_iteration(m.detach(), self.u, self.config.eps_spectral, self.config.maxiter_spectral)
             if self._updates_state():
                 self.u.copy_(u)
             return torch.maximum(rms, sigma / 1.6).clamp_min(torch.finfo(m.dtype).tiny)
@@ -171,16 +264,16 @@ class LipschitzWeight(CachedWeight):
     def _orthonormalize(self, m: Tensor, fixed_iterations: int | None = None, warm: bool = False) -> Tensor:
         q, steps, converged = bjorck_orthonormalize(
             m / self._prescale(m, warm)[:, None, None],
-            eps=self.eps_bjorck,
-            maxiter=self.maxiter_bjorck,
-            beta=self.beta_bjorck,
+            eps=self.config.eps_bjorck,
+            maxiter=self.config.maxiter_bjorck,
+            beta=self.config.beta_bjorck,
             fixed_iterations=fixed_iterations,
             return_info=True,
         )
         if fixed_iterations is None and not converged:
             warnings.warn(
-                f"Björck orthonormalization did not reach eps_bjorck={self.eps_bjorck:g} in "
-                f"maxiter_bjorck={self.maxiter_bjorck} steps (ill-conditioned raw weight, e.g. "
+                f"Björck orthonormalization did not reach eps_bjorck={self.config.eps_bjorck:g} in "
+                f"maxiter_bjorck={self.config.maxiter_bjorck} steps (ill-conditioned raw weight, e.g. "
                 "loaded from elsewhere): the layer is still Lipschitz-bounded but not yet "
                 "gradient-norm preserving. Training steps finish the job (the raw weight is "
                 "re-projected each step); otherwise raise maxiter_bjorck.",
@@ -190,28 +283,13 @@ class LipschitzWeight(CachedWeight):
         return q
 
     def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
-        """The normalized matrices (without the scale), differentiable w.r.t. ``x``
-        (``projected``: whether ``x`` is known to be its own polar factor; checked if None)."""
-        if self.method == "aol":
-            return aol_normalize(x, self.groups)
+        """``projected``: whether ``x`` is known to be its own polar factor (checked if None)."""
         m = self._matrix(x)
-        if self.method == "frobenius":
-            return frobenius_normalize(m, self.disjoint_neurons)
-        if self.method == "spectral":
-            self._check_u()
-            u = self.u if self.training else self.u.clone()
-            out, u_new, _ = spectral_normalize(m, u, self.eps_spectral, self.maxiter_spectral)
-            if self._updates_state():
-                with torch.no_grad():
-                    self.u.copy_(u_new)
-            return out
         if _static(m):
             return self._orthonormalize(m, fixed_iterations=COMPILED_BJORCK_STEPS)
         if projected if projected is not None else self._is_projected(x):
             return polar_tangent(m)
         return self._orthonormalize(m)
-
-    # ---- projection of the raw parameter (Björck, training mode) --------------------------
 
     def _is_projected(self, x: Tensor) -> bool:
         """Whether ``x`` is still the output of this module's last projection.
@@ -241,8 +319,6 @@ class LipschitzWeight(CachedWeight):
             self._projected = (x._version, x.data_ptr(), x.sum())
         return True
 
-    # ---- forward ---------------------------------------------------------------------------
-
     def _virtual_projection(self, x: Tensor) -> tuple[Tensor, bool | None]:
         """Inside a ``torch.func`` transform: the training-mode projection without writing
         anything. Returns ``x + (q - x).detach()`` (the value :meth:`_project` would store, with
@@ -258,34 +334,15 @@ class LipschitzWeight(CachedWeight):
             q = self._orthonormalize(self._matrix(x), warm=warm).reshape(x.shape)
         return x + (q - x).detach(), True
 
-    def forward(self, x: Tensor) -> Tensor:
-        with _full_precision(x):
-            return self._forward(x)
-
     def _forward(self, x: Tensor) -> Tensor:
-        if x.dtype in _LOW_PRECISION:
-            raise TypeError(
-                f"lipot layers keep float32 or float64 weights, got a {x.dtype} weight: the "
-                "orthonormalization and its certificates are not reliable in half precision. Keep "
-                "the model in float32 (do not call .half() / .bfloat16() on it); for mixed "
-                "precision, run the forward under torch.autocast"
-            )
         projected = None
-        if self.method == "bjorck" and self.training and not is_compiling():
+        if self.training and not is_compiling():
             if in_functorch_transform():
                 return self._compute(*self._virtual_projection(x))
-            else:
-                projected = self._project(x)
+            projected = self._project(x)
         if self._needs_graph(x):
             return self._compute(x, projected)
         return self._cached(x)
-
-    def _compute(self, x: Tensor, projected: bool | None = None) -> Tensor:
-        return self._scaled(self._normalized(x, projected)).reshape(x.shape)
-
-    def right_inverse(self, w: Tensor) -> Tensor:
-        """Assigning ``layer.weight = W`` stores ``W / scale`` as the raw weight."""
-        return w / self.scale
 
     def __getstate__(self):
         state = super().__getstate__()
