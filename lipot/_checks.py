@@ -1,4 +1,4 @@
-"""Argument validation shared by every lipot module: numbers, counts, probabilities, labels
+"""Argument validation shared by every lipot module: numbers, counts, fractions, labels
 (binary codings and class indices) and files.
 
 Each helper raises ``ValueError`` (or ``TypeError`` for a wrong type) with a message that names the
@@ -63,15 +63,17 @@ def int_tuple(name: str, value: Any, n: int) -> tuple[int, ...]:
     return out
 
 
-def probability(name: str, value: Any, open_interval: bool = True) -> float:
-    """Return ``value`` as a float in (0, 1) (``open_interval``) or [0, 1], or raise."""
+def fraction(name: str, value: Any, *, low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a float in the unit interval, or raise naming ``name``: ``[0, 1]`` by
+    default, with the open ends given (``low_open``: 0 excluded; ``high_open``: 1 excluded)."""
+    interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}") from None
-    inside = 0.0 < out < 1.0 if open_interval else 0.0 <= out <= 1.0
-    if not inside:
-        interval = "(0, 1)" if open_interval else "[0, 1]"
+        raise TypeError(f"{name} must be a number in {interval}, got {value!r}") from None
+    above = out > 0.0 if low_open else out >= 0.0
+    below = out < 1.0 if high_open else out <= 1.0
+    if not (above and below):  # (NaN fails both)
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return out
 

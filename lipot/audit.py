@@ -538,8 +538,7 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
     y = torch.as_tensor(y)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: {y.shape[0]} labels for {x.shape[0]} inputs")
-    if not 0 <= rtol < 1:
-        raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    _checks.fraction("rtol", rtol, high_open=True)
     param = next(iter(model.parameters()), None)
     with evaluating(model):  # the labels against the model's outputs, named as this function's y
         _labels(_Logits(model), x.to(device or (param.device if param is not None else x.device)), y)

@@ -200,6 +200,10 @@ API_CASES: dict[str, Bad] = {
     "reduction-unknown": Bad("settings", lambda _: LL.kr_loss(torch.randn(6), YB, reduction="avg"), ValueError, r"reduction"),
     "emma-eps-negative": Bad("settings", lambda _: LL.emma_loss(torch.randn(6, 3), Y3, eps=-1.0), ValueError, r"eps"),
     "k-coef-lip-zero": Bad("settings", lambda _: L.SpectralLinear(4, 3, k_coef_lip=0), ValueError, r"k_coef_lip"),
+    "audit-rtol-1": Bad("settings", lambda _: audit_certificates(_model3(), X4, Y3, rtol=1.0), ValueError, r"rtol must be in \[0, 1\)"),
+    "batch-centering-momentum-0": Bad("settings", lambda _: L.BatchCentering(3, momentum=0.0), ValueError, r"momentum"),
+    "w1-smoothing-1": Bad("settings", lambda _: W1Estimator(smoothing=1.0), ValueError, r"smoothing"),
+    "emma-min-fraction-2": Bad("settings", lambda _: LL.EMMALoss(0.5, min_fraction=2.0), ValueError, r"min_fraction"),
     "transposed-output-padding": Bad("settings", lambda _: L.SpectralConvTranspose2d(2, 2, 3, output_padding=4), ValueError, r"output_padding"),
     # counts
     "attack-steps-0": Bad("counts", lambda _: attack_radius(_model3(), X4, Y3, steps=0), ValueError, r"steps"),

@@ -43,16 +43,17 @@ def _reduce(values: Tensor, reduction: str) -> Tensor:
 
 def check_alpha(alpha: float) -> float:
     """HKR weight: ``0 <= alpha <= 1`` (deel-torchlip >= 1.0 / deel-lip >= 1.5 convention)."""
-    alpha = float(alpha)
-    if not 0.0 <= alpha <= 1.0:
+    try:
+        return _checks.fraction("alpha", alpha)
+    except ValueError:
+        alpha = float(alpha)
         hint = ""
         if alpha > 1.0:
             hint = (
                 f"; deel-lip < 1.5 used loss = alpha * hinge - KR, which for alpha={alpha:g} is "
                 f"the same minimizer as alpha={alpha / (1 + alpha):.6g} here"
             )
-        raise ValueError(f"alpha must be in [0, 1], got {alpha:g}{hint}")
-    return alpha
+        raise ValueError(f"alpha must be in [0, 1], got {alpha:g}{hint}") from None
 
 
 def _check_input(input: Tensor) -> None:

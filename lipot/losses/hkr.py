@@ -427,9 +427,7 @@ class SoftHKRMulticlassLoss(_Loss):
         super().__init__(reduction)
         self.alpha = check_alpha(alpha)
         self.min_margin = positive_float("min_margin", min_margin)
-        if not 0.0 <= float(alpha_mean) < 1.0:
-            raise ValueError(f"alpha_mean must be in [0, 1), got {alpha_mean!r}")
-        self.alpha_mean = float(alpha_mean)
+        self.alpha_mean = _checks.fraction("alpha_mean", alpha_mean, high_open=True)
         self.temperature = positive_float("temperature", temperature)
         self.register_buffer("current_mean", torch.tensor(self.min_margin))
 

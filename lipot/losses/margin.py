@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .. import _checks
 from .._checks import positive_float
 from ._common import _multiclass_sign, _reduce, _true_class_mask, check_reduction
 
@@ -120,10 +121,7 @@ def _check_eps(eps: float) -> float:
 
 
 def _check_fraction(min_fraction: float) -> float:
-    rho = float(min_fraction)
-    if not 0.0 <= rho <= 1.0:
-        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
-    return rho
+    return _checks.fraction("min_fraction", min_fraction)
 
 
 def pairwise_radius(input: Tensor, pair_lipschitz: Tensor | None = None, target: Tensor | None = None) -> Tensor:

@@ -115,8 +115,8 @@ class BatchCentering(_Centering):
     ) -> None:
         super().__init__(num_features, bias, k_coef_lip)
         self.dim = None if dim is None else tuple(dim)
-        if momentum is not None and not (0.0 < float(momentum) <= 1.0):
-            raise ValueError(f"momentum must be in (0, 1] or None, got {momentum!r}")
+        if momentum is not None:
+            momentum = _checks.fraction("momentum (or None)", momentum, low_open=True)
         self.momentum = momentum
         self.register_buffer("running_mean", torch.zeros(self.num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .. import _checks
 from .. import distributed as _dist
 from .. import models
 from ..ot import _check_dims, as_points, as_weights
@@ -159,8 +160,7 @@ class W1Estimator:
         if critic is not None and not isinstance(critic, nn.Module) and critic not in ("linear", "gnp"):
             raise ValueError(f"critic must be None, 'linear', 'gnp' or a torch module, got {critic!r}")
         for name, v in (("val_fraction", val_fraction), ("selection_fraction", selection_fraction)):
-            if not 0.0 < float(v) < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {v!r}")
+            _checks.fraction(name, v, low_open=True, high_open=True)
         if val_fraction + selection_fraction >= 0.9:
             raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
         for name, v in (("epochs", epochs), ("patience", patience), ("folds", folds), ("lr_patience", lr_patience),
@@ -170,8 +170,7 @@ class W1Estimator:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        _checks.fraction("smoothing", smoothing, high_open=True)
         if hidden is not None:
             hidden = tuple(hidden)
             if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 4 or h % 4 for h in hidden):
