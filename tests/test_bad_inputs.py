@@ -224,6 +224,8 @@ API_CASES: dict[str, Bad] = {
     "aol-linear-wrong-width": Bad("inputs", lambda _: L.AOLLinear(4, 3)(torch.randn(2, 6)), ValueError, r"AOLLinear"),
     "float16-layer": Bad("inputs", lambda _: L.SpectralLinear(4, 3).half()(X4.half()), TypeError, r"float16.*float32"),
     "bfloat16-layer": Bad("inputs", lambda _: L.OrthoConv2d(2, 2, 3, padding=1).bfloat16()(torch.randn(1, 2, 4, 4).bfloat16()), TypeError, r"bfloat16"),
+    "float16-constructor": Bad("inputs", lambda _: L.SpectralLinear(4, 3, dtype=torch.float16), TypeError, r"float16.*float32"),
+    "bfloat16-ortho-constructor": Bad("inputs", lambda _: L.OrthoConv2d(2, 2, 3, dtype=torch.bfloat16), TypeError, r"bfloat16"),
     "nan-power-iteration-buffer": Bad("inputs", _nan_u, ValueError, r"power-iteration buffer 'u'"),
     "loss-nan-input": Bad("inputs", lambda _: LL.hkr_loss(torch.tensor([float("nan"), 1.0]), torch.tensor([1.0, -1.0]), 0.5), ValueError, r"input .*NaN"),
     "radius-nan-logits": Bad("inputs", lambda _: certified_radius(torch.tensor([[float("nan"), 1.0]]), 1.0), ValueError, r"logits"),

@@ -66,7 +66,7 @@ from .conv import (
     copy_coefficient,
 )
 from .cached import CachedWeight
-from .parametrization import LipschitzWeight
+from .parametrization import LipschitzWeight, check_weight_dtype
 
 __all__ = ["OrthoConv2d", "OrthoConvTranspose2d", "OrthogonalKernel", "compose_projector_block"]
 
@@ -233,6 +233,7 @@ class _OrthoConvMixin(_ConvMixin):
     def _init_ortho(self, rows: int, cols_per_group: int, padding, k_coef_lip: float,
                     bjorck: dict, device, dtype) -> None:
         coefficient = self._setup_conv(padding)
+        check_weight_dtype(self.weight.dtype)
         self._init_lipschitz(k_coef_lip)
         plan = _KernelPlan(rows, cols_per_group, tuple(self.kernel_size), tuple(self.stride), self.groups)
         param = OrthogonalKernel(plan, self._k_coef_lip, coefficient, device, dtype, **bjorck)

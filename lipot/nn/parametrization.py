@@ -69,6 +69,17 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 COMPILED_BJORCK_STEPS = 12
 
 
+def check_weight_dtype(dtype: torch.dtype) -> None:
+    """lipot weights are float32 or float64: refuse half precision with what to do instead."""
+    if dtype in _LOW_PRECISION:
+        raise TypeError(
+            f"lipot layers keep float32 or float64 weights, got {dtype}: the orthonormalization and "
+            "its certificates are not reliable in half precision. Keep the model in float32 (do not "
+            "pass dtype=torch.float16/bfloat16 or call .half() / .bfloat16()); for mixed precision, "
+            "run the forward under torch.autocast"
+        )
+
+
 @dataclass(frozen=True)
 class NormalizationConfig:
     """The settings of a weight normalization, validated once (one object per layer).
@@ -173,13 +184,7 @@ class LipschitzWeight(CachedWeight):
 
     def forward(self, x: Tensor) -> Tensor:
         with _full_precision(x):
-            if x.dtype in _LOW_PRECISION:
-                raise TypeError(
-                    f"lipot layers keep float32 or float64 weights, got a {x.dtype} weight: the "
-                    "orthonormalization and its certificates are not reliable in half precision. "
-                    "Keep the model in float32 (do not call .half() / .bfloat16() on it); for "
-                    "mixed precision, run the forward under torch.autocast"
-                )
+            check_weight_dtype(x.dtype)
             return self._forward(x)
 
     def _forward(self, x: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 from .. import _checks
 from ..normalizers import DEFAULT_EPS_BJORCK
 from .base import LipschitzModule
-from .parametrization import LipschitzWeight
+from .parametrization import LipschitzWeight, check_weight_dtype
 
 __all__ = ["spectral_weight_kwargs", "register_lipschitz_weight", "lipschitz_weight", "LipschitzWeightLayer"]
 
@@ -62,6 +62,7 @@ class LipschitzWeightLayer(LipschitzModule):
         for size in ("in_features", "out_features", "in_channels", "out_channels"):
             if hasattr(self, size):
                 _checks.positive_int(size, getattr(self, size))
+        check_weight_dtype(self.weight.dtype)
         self._init_lipschitz(k_coef_lip)
         register_lipschitz_weight(self, k_coef_lip=self._k_coef_lip, **kwargs)
 
