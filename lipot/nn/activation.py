@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from . import functional as LF
-from .base import LipschitzModule, trace_export
+from .base import LipschitzModule, TracedLipschitzModule, trace_export
 
 __all__ = ["GroupSort", "GroupSort2", "FullSort", "GroupSortNorm", "MaxMin", "HouseHolder", "LPReLU"]
 
@@ -23,14 +23,7 @@ def _scaled(x: Tensor, k: float) -> Tensor:
     return x if k == 1.0 else x * k
 
 
-class _Activation(nn.Module, LipschitzModule):
-    def __init__(self, k_coef_lip: float) -> None:
-        nn.Module.__init__(self)
-        self._init_lipschitz(k_coef_lip)
-
-    def vanilla_export(self) -> nn.Module:
-        return trace_export(self)
-
+class _Activation(TracedLipschitzModule):
     def extra_repr(self) -> str:
         return f"k_coef_lip={self.k_coef_lip:g}"
 

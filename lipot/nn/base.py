@@ -22,7 +22,7 @@ from torch import nn
 
 from .. import _checks
 
-__all__ = ["LipschitzModule", "nominal_lipschitz", "trace_export", "evaluating"]
+__all__ = ["LipschitzModule", "TracedLipschitzModule", "nominal_lipschitz", "trace_export", "evaluating"]
 
 
 @contextlib.contextmanager
@@ -188,3 +188,15 @@ def nominal_lipschitz(module: nn.Module) -> float:
             "need a guaranteed bound"
         )
     return bound
+
+
+class TracedLipschitzModule(nn.Module, LipschitzModule):
+    """Base of the weightless lipot layers (activations, pooling, sampling): a ``k_coef_lip`` and
+    an export by :func:`trace_export` (a ``torch.fx.GraphModule`` of the layer's own forward)."""
+
+    def __init__(self, k_coef_lip: float = 1.0) -> None:
+        nn.Module.__init__(self)
+        self._init_lipschitz(k_coef_lip)
+
+    def vanilla_export(self) -> nn.Module:
+        return trace_export(self)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import _checks
 from . import functional as LF
-from .base import LipschitzModule, trace_export
+from .base import TracedLipschitzModule
 
 __all__ = [
     "ScaledAvgPool2d",
@@ -51,13 +51,8 @@ def _output_pair(value) -> tuple[int | None, int | None]:
     return tuple(value)
 
 
-class _Pool(nn.Module, LipschitzModule):
-    def __init__(self, k_coef_lip: float) -> None:
-        nn.Module.__init__(self)
-        self._init_lipschitz(k_coef_lip)
-
-    def vanilla_export(self) -> nn.Module:
-        return trace_export(self)
+class _Pool(TracedLipschitzModule):
+    """Base of the pooling layers."""
 
 
 class ScaledAvgPool2d(_Pool):

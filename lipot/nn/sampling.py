@@ -3,23 +3,19 @@ isometries; times ``k_coef_lip`` they are ``k_coef_lip``-Lipschitz and gradient-
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import _checks
 from . import functional as LF
-from .base import LipschitzModule, trace_export
+from .base import TracedLipschitzModule
 
 __all__ = ["InvertibleDownSampling", "InvertibleUpSampling"]
 
 
-class _Sampling(nn.Module, LipschitzModule):
+class _Sampling(TracedLipschitzModule):
     def __init__(self, kernel_size: int, k_coef_lip: float = 1.0) -> None:
-        nn.Module.__init__(self)
+        super().__init__(k_coef_lip)
         self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
-        self._init_lipschitz(k_coef_lip)
-
-    def vanilla_export(self) -> nn.Module:
-        return trace_export(self)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, k_coef_lip={self.k_coef_lip:g}"
