@@ -27,8 +27,7 @@ import lipot
 from lipot.ot import exact_w1, sinkhorn_w1, sliced_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
-from w1_two_moons import two_moons  # noqa: E402
-from w1_validation import ring_vs_grid, scaled, shift  # noqa: E402
+from lipot.toys import gaussian_shift as shift, ring_vs_grid, scaled_gaussians as scaled, two_moons  # noqa: E402
 
 OLD_RUN = """
 import json, sys, time, numpy as np
@@ -50,8 +49,8 @@ def cases():
     yield "scaled s=1.5 d=10 n=2000", *scaled(10, 2000, rng)
     yield "scaled s=1.5 d=10 n=4000", *scaled(10, 4000, rng)
     yield "two moons n=5000", *two_moons(5000, rng), None
-    yield "8-ring vs 5x5-grid n=1000", *ring_vs_grid(1000, rng)
-    yield "8-ring vs 5x5-grid n=5000", *ring_vs_grid(5000, rng)
+    yield "8-ring vs 5x5-grid n=1000", *ring_vs_grid(1000, rng), None
+    yield "8-ring vs 5x5-grid n=5000", *ring_vs_grid(5000, rng), None
 
 
 def timed(fn):

@@ -9,7 +9,6 @@ not grow). ``--source generator`` makes the samples on the fly instead (nothing 
 """
 
 import argparse
-import math
 import os
 import resource
 import tempfile
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 import lipot
+from lipot.toys import mean_norm
 
 
 class BlockFile(torch.utils.data.Dataset):
@@ -74,8 +74,7 @@ parser.add_argument("--source", choices=["file", "generator"], default="file",
                     help="file: raw float32 files read in blocks; generator: samples made on the fly")
 args = parser.parse_args()
 
-mean_norm = math.sqrt(2) * math.exp(math.lgamma((args.dim + 1) / 2) - math.lgamma(args.dim / 2))
-truth = abs(args.scale - 1) * mean_norm
+truth = abs(args.scale - 1) * mean_norm(args.dim)
 with tempfile.TemporaryDirectory() as tmp:
     if args.source == "file":
         px, py = os.path.join(tmp, "x.f32"), os.path.join(tmp, "y.f32")

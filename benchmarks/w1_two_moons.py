@@ -11,14 +11,7 @@ import numpy as np
 
 import lipot
 from lipot.ot import exact_w1
-
-
-def two_moons(n: int, rng: np.random.Generator, noise: float = 0.1):
-    t = rng.uniform(0, np.pi, n)
-    upper = np.c_[np.cos(t), np.sin(t)]
-    t = rng.uniform(0, np.pi, n)
-    lower = np.c_[1 - np.cos(t), 0.5 - np.sin(t)]
-    return upper + noise * rng.normal(size=upper.shape), lower + noise * rng.normal(size=lower.shape)
+from lipot.toys import two_moons
 
 
 if __name__ == "__main__":

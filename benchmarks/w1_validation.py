@@ -24,38 +24,16 @@ import lipot
 from lipot.ot import exact_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
-from w1_two_moons import two_moons  # noqa: E402
+from lipot.toys import gaussian_shift, ring_vs_grid, scaled_gaussians, two_moons  # noqa: E402
 
 
-def mean_norm(d: int) -> float:
-    """E||X|| for X ~ N(0, I_d) (chi distribution mean)."""
-    return math.sqrt(2) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
-
-
-def shift(d: int, n: int, rng):
-    m = np.zeros(d)
-    m[:4] = 1.0 if d >= 4 else 0.0
-    if d < 4:
-        m[0] = 2.0
-    return rng.normal(size=(n, d)), rng.normal(size=(n, d)) + m, 2.0
+shift, scaled = gaussian_shift, scaled_gaussians
 
 
 def diracs(d: int, n: int, rng):
     y0 = rng.normal(size=d)
     y0 *= 3.0 / np.linalg.norm(y0)
     return np.zeros((n, d)), np.tile(y0, (n, 1)), 3.0
-
-
-def scaled(d: int, n: int, rng, s: float = 1.5):
-    return rng.normal(size=(n, d)), s * rng.normal(size=(n, d)), abs(s - 1) * mean_norm(d)
-
-
-def ring_vs_grid(n: int, rng):
-    """2-D mixtures: 8 Gaussians on a circle of radius 2 vs a 5 x 5 grid of Gaussians (sd 0.05)."""
-    angles = 2 * np.pi * rng.integers(0, 8, n) / 8
-    x = 2 * np.c_[np.cos(angles), np.sin(angles)] + 0.05 * rng.normal(size=(n, 2))
-    y = rng.integers(-2, 3, (n, 2)).astype(float) + 0.05 * rng.normal(size=(n, 2))
-    return x, y, None
 
 
 def mnist_pair(a: int, b: int):
@@ -83,7 +61,7 @@ def cases(only):
         out.append(("two moons", *two_moons(5000, rng), None))
     if "mixtures" in only:
         for n in (1000, 5000, 10000):
-            out.append(("8-ring vs 5x5-grid", *ring_vs_grid(n, rng)))
+            out.append(("8-ring vs 5x5-grid", *ring_vs_grid(n, rng), None))
     if "mnist" in only:
         for a, b in ((0, 8), (1, 7)):
             out.append((f"MNIST {a} vs {b} (train)", *mnist_pair(a, b), None))

@@ -184,7 +184,8 @@ def _run_training(args) -> int:
             scheduler = lr_decay(optimizer, args.epochs, args.schedule, **_set(args, final_lr="final_lr"))
         ramp = _radius_ramp(args) if args.loss in _MARGIN_LOSSES else None
         batch_size = _BATCH_SIZE
-    config.update(dataset=args.dataset, binary=args.binary)
+    config.update(dataset=args.dataset, binary=args.binary,
+                  data_root=None if args.data_root is None else str(Path(args.data_root).resolve()))
     loader = make_loader(x, y, args.batch_size or batch_size, seed=args.seed, distributed=parallel)
     history = fit(model, loss, loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
                   eps=args.eps, checkpoint=args.out, resume=args.resume, device=device,
@@ -212,7 +213,7 @@ def _load_model(path: str):
 
 def _certify(args) -> int:
     model, config = _load_model(args.model)
-    xv, yv = _dataset(config["dataset"], args.data_root, "test", config["binary"])
+    xv, yv = _dataset(config["dataset"], args.data_root or config.get("data_root"), "test", config["binary"])
     bound, report = lipschitz_report(model, tuple(xv.shape[1:]))
     result = certified_accuracy(model, (xv, yv), args.eps)
     nominal = nominal_lipschitz(model)
@@ -235,7 +236,7 @@ def _audit(args) -> int:
     model, config = _load_model(args.model)
     if args.device:
         model.to(args.device)
-    x, y = _dataset(config["dataset"], args.data_root, args.split, config["binary"])
+    x, y = _dataset(config["dataset"], args.data_root or config.get("data_root"), args.split, config["binary"])
     idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(args.seed))[:args.n]
     report = audit_certificates(model, x[idx], y[idx], lipschitz=args.lipschitz,
                                 attack={"steps": args.steps, "attacks": args.attacks, "progress": args.progress},
@@ -245,8 +246,12 @@ def _audit(args) -> int:
 
 
 def _points(path: str, cls: int | None, split: str, limit: int | None) -> np.ndarray:
-    """Samples from a .npy / .npz (single array) / .csv file, or an MNIST-format folder."""
-    p = Path(path)
+    """Samples from a .npy / .npz (one array, or ``file.npz:key``) / .csv file, or an MNIST-format
+    folder."""
+    p, key = Path(path), None
+    if not p.exists() and ":" in path and path.rsplit(":", 1)[0].endswith(".npz"):
+        base, key = path.rsplit(":", 1)
+        p = Path(base)
     if cls is not None and not p.is_dir():
         raise ValueError("--class-a/--class-b only apply to MNIST-format folders")
     if p.is_dir():
@@ -263,9 +268,12 @@ def _points(path: str, cls: int | None, split: str, limit: int | None) -> np.nda
         out = _numeric(p, lambda: np.load(p, allow_pickle=False))
     elif p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as archive:
-            if len(archive.files) != 1:
-                raise ValueError(f"{p} holds {len(archive.files)} arrays ({archive.files}); save one")
-            out = _numeric(p, lambda: archive[archive.files[0]])
+            if key is not None and key not in archive.files:
+                raise ValueError(f"{p} has no array {key!r}; its arrays are {archive.files}")
+            if key is None and len(archive.files) != 1:
+                raise ValueError(f"{p} holds {len(archive.files)} arrays ({archive.files}); select one "
+                                 f"as {p}:{archive.files[0]}")
+            out = _numeric(p, lambda: archive[key or archive.files[0]])
     elif p.suffix == ".csv":
         out = _numeric(p, lambda: _read_csv(p))
     else:
@@ -302,12 +310,30 @@ def _numeric(p, load) -> np.ndarray:
     return out
 
 
+def _toy(args):
+    """The built-in toy pair of ``--toy`` (``None`` without it); files are refused alongside."""
+    if args.toy is None:
+        if args.a is None or args.b is None:
+            raise ValueError("give two samples A B (files or MNIST folders), or --toy NAME for built-in data")
+        return None
+    if args.a is not None or args.b is not None:
+        raise ValueError("--toy replaces the samples A B: give one or the other")
+    return data.toy_pair(args.toy, args.n, args.seed)
+
+
 def _estimate(args) -> int:
     from .ot import DEFAULT_MAX_PAIRS, exact_w1
     from .wasserstein import estimate_w1
 
-    a = _points(args.a, args.class_a, args.split, args.limit)
-    b = _points(args.b, args.class_b, args.split, args.limit)
+    toy = _toy(args)
+    if toy is not None:
+        a, b = toy.x, toy.y
+    else:
+        if (args.class_a is None) != (args.class_b is None) and Path(args.a) == Path(args.b):
+            raise ValueError("--class-a and --class-b go together on one MNIST folder (with only one, "
+                             "a class would be compared with the whole dataset)")
+        a = _points(args.a, args.class_a, args.split, args.limit)
+        b = _points(args.b, args.class_b, args.split, args.limit)
     if args.flatten:
         a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     parallel, device = _launch(args.device)
@@ -324,6 +350,10 @@ def _estimate(args) -> int:
     print(f"W1 estimate (held-out KR, {res.n_heldout[0]}+{res.n_heldout[1]} samples): "
           f"{res.value:.5f} +- {res.stderr:.5f} (95% CI {res.ci[0]:.5f} .. {res.ci[1]:.5f}); "
           f"in-sample {res.in_sample:.5f}; critics: {kinds}; {res.seconds:.1f} s")
+    if toy is not None:
+        print(f"toy {toy.name!r} ({a.shape[0]} + {b.shape[0]} points in {a.shape[1]}-D): W1 = {toy.w1:.5f} "
+              f"({'the truth' if toy.reference == 'truth' else 'exact OT of these samples'}); the estimate is "
+              f"{100 * (res.value / toy.w1 - 1):+.2f} % off")
     if args.exact:
         n, m = a.shape[0], b.shape[0]
         if n * m > DEFAULT_MAX_PAIRS:
@@ -332,6 +362,18 @@ def _estimate(args) -> int:
             print(f"exact W1 of these samples (plug-in, biased upward in high dimension): "
                   f"{exact_w1(a.reshape(n, -1), b.reshape(m, -1)):.5f}")
     return 0
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless the help already says it or there is
+    none to show (``None``, ``False``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _version() -> str:
@@ -387,20 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.commands = {}  # name -> its parser (main reports unknown options with its usage)
 
     def add_command(name: str, **kwargs) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, parents=[common], allow_abbrev=False, **kwargs)
+        command = sub.add_parser(name, parents=[common], allow_abbrev=False,
+                                 formatter_class=_HelpWithDefaults, **kwargs)
         parser.commands[name] = command
         return command
 
     t = add_command("train", help="train an HKR classifier on MNIST or Fashion-MNIST")
-    t.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
-    t.add_argument("--data-root", default=None)
+    t.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="training data")
+    t.add_argument("--data-root", default=None, help="folder with the 4 IDX files (mnist: required; fashion-mnist: its Debian package folder)")
     t.add_argument("--binary", type=_NONNEGATIVE_INT, nargs=2, default=None, metavar=("POS", "NEG"),
                    help="two classes -> labels +1 / -1 and one output")
-    t.add_argument("--arch", default="dense", choices=sorted(models.ARCHITECTURES))
+    t.add_argument("--arch", default="dense", choices=sorted(models.ARCHITECTURES), help="network of lipot.models")
     t.add_argument("--hidden", type=_POSITIVE_INT, nargs="+", default=[32, 16], help="dense: hidden widths")
     t.add_argument("--channels", type=_POSITIVE_INT, nargs="+", default=[16, 32], help="conv: channels per block")
     t.add_argument("--dense", type=_POSITIVE_INT, nargs="*", default=[64], help="conv: dense widths")
-    t.add_argument("--convs-per-block", type=_POSITIVE_INT, default=1)
+    t.add_argument("--convs-per-block", type=_POSITIVE_INT, default=1, help="conv: convolutions per resolution")
     t.add_argument("--conv", default=None, choices=sorted(models.CONV_LAYERS),
                    help=f"conv: convolution layer (default {models.DEFAULT_CONV}: exactly orthogonal)")
     t.add_argument("--downsample", default=None, choices=models.DOWNSAMPLING,
@@ -410,52 +453,57 @@ def build_parser() -> argparse.ArgumentParser:
                         "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --train-eps still apply")
     t.add_argument("--head", default=None, choices=models.HEADS,
                    help="conv/4c3f: last layer (lln: row-normalized, certified per pair)")
-    t.add_argument("--loss", default="hkr", choices=_LOSSES + tuple(_MARGIN_LOSSES))
+    t.add_argument("--loss", default="hkr", choices=_LOSSES + tuple(_MARGIN_LOSSES), help="training loss (HKR family or a certified-margin loss)")
     t.add_argument("--train-eps", type=_POSITIVE, default=None,
                    help="margin losses: radius to train for (default: the largest --eps)")
     t.add_argument("--overshoot", type=_POSITIVE, default=None,
                    help="margin losses: the radius ramps up to overshoot * train-eps (default 1.1)")
     t.add_argument("--ramp-epochs", type=_NONNEGATIVE, default=None,
                    help="margin losses: epochs over which the radius ramps up from 0 (default 10)")
-    t.add_argument("--alpha", type=_unit_interval, default=0.9)
-    t.add_argument("--min-margin", type=_POSITIVE, default=1.0)
+    t.add_argument("--alpha", type=_unit_interval, default=0.9, help="HKR weight of the hinge term, in [0, 1]")
+    t.add_argument("--min-margin", type=_POSITIVE, default=1.0, help="HKR / hinge margin")
     t.add_argument("--temperature", type=_POSITIVE, default=1.0, help="lse/soft HKR temperature or tau of tau-ce")
-    t.add_argument("--epochs", type=_POSITIVE_INT, default=10)
+    t.add_argument("--epochs", type=_POSITIVE_INT, default=10, help="total epochs (with --resume: up to this many)")
     t.add_argument("--batch-size", type=_POSITIVE_INT, default=None,
                    help=f"per process under torchrun (default {_BATCH_SIZE}, or the recipe's)")
     t.add_argument("--lr", type=_POSITIVE, default=None, help=f"Adam learning rate (default {DEFAULT_LR:g})")
     t.add_argument("--schedule", default="constant", choices=("constant",) + LR_DECAYS,
                    help="learning rate: constant, or a per-epoch decay down to --final-lr at the last epoch")
     t.add_argument("--final-lr", type=_POSITIVE, default=None, help="last learning rate of the decay (default 1e-6)")
-    t.add_argument("--eps", type=_NONNEGATIVE, nargs="*", default=[0.5, 1.0, 1.58])
+    t.add_argument("--eps", type=_NONNEGATIVE, nargs="*", default=[0.5, 1.0, 1.58], help="radii of the certified accuracy reported each epoch")
     t.add_argument("--out", required=True, help="checkpoint file (written atomically each epoch)")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     t.add_argument("--force", action="store_true", help="replace an existing --out and start over")
-    t.add_argument("--device", default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None, help="torch device (default: cpu, or this rank's GPU under torchrun)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batch order")
     t.set_defaults(func=_train)
     c = add_command("certify", help="verified Lipschitz bound and certified accuracy of a checkpoint")
     c.add_argument("model", help="checkpoint written by `lipot train`")
-    c.add_argument("--data-root", default=None)
-    c.add_argument("--eps", type=_NONNEGATIVE, nargs="+", default=[0.5, 1.0, 1.58])
+    c.add_argument("--data-root", default=None, help="data folder (default: the one the model was trained on)")
+    c.add_argument("--eps", type=_NONNEGATIVE, nargs="+", default=[0.5, 1.0, 1.58], help="radii to certify")
     c.set_defaults(func=_certify)
     a = add_command("audit", help="attack a checkpoint and check its certificates and Lipschitz bound")
     a.add_argument("model", help="checkpoint written by `lipot train`")
-    a.add_argument("--data-root", default=None)
-    a.add_argument("--split", default="test", choices=["train", "test"])
+    a.add_argument("--data-root", default=None, help="data folder (default: the one the model was trained on)")
+    a.add_argument("--split", default="test", choices=["train", "test"], help="split to draw the samples from")
     a.add_argument("--n", type=_POSITIVE_INT, default=1000, help="random samples to audit")
     a.add_argument("--lipschitz", type=_POSITIVE, default=None, help="bound to certify with (default: verified)")
-    a.add_argument("--attacks", nargs="+", default=["deepfool", "fab", "fmn", "apgd"])
-    a.add_argument("--steps", type=_POSITIVE_INT, default=100)
-    a.add_argument("--device", default=None)
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--attacks", nargs="+", default=["deepfool", "fab", "fmn", "apgd"], help="attacks of the ensemble")
+    a.add_argument("--steps", type=_POSITIVE_INT, default=100, help="iterations per attack")
+    a.add_argument("--device", default=None, help="torch device of the attacks")
+    a.add_argument("--seed", type=int, default=0, help="seed of the sample draw")
     a.set_defaults(func=_audit)
     e = add_command("estimate", help="Wasserstein-1 distance between two samples (KR critic)")
-    e.add_argument("a", help=".npy / .npz / .csv file or MNIST-format folder")
-    e.add_argument("b", help=".npy / .npz / .csv file or MNIST-format folder")
+    e.add_argument("a", nargs="?", help=".npy / .npz (FILE.npz:KEY for one of several arrays) / .csv file "
+                                        "or MNIST-format folder")
+    e.add_argument("b", nargs="?", help="the same for the second sample")
+    e.add_argument("--toy", choices=data.TOYS, default=None,
+                   help="built-in data with a known W1 instead of A B: two moons, Gaussian shift (d=10), "
+                        "scaled Gaussians (d=10) or 8-ring vs 5x5-grid")
+    e.add_argument("--n", type=_POSITIVE_INT, default=2000, help="--toy: points per side")
     e.add_argument("--class-a", type=_NONNEGATIVE_INT, default=None, help="MNIST folder: keep this class")
     e.add_argument("--class-b", type=_NONNEGATIVE_INT, default=None, help="MNIST folder: keep this class")
-    e.add_argument("--split", default="train", choices=["train", "test"])
+    e.add_argument("--split", default="train", choices=["train", "test"], help="MNIST folders: the split to read")
     e.add_argument("--limit", type=_POSITIVE_INT, default=None, help="use the first N samples of each")
     e.add_argument("--exact", action="store_true", help="also print exact_w1 (POT) when feasible")
     e.add_argument("--critic", choices=["auto", "linear", "gnp"], default="auto",
@@ -467,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--epochs", type=_POSITIVE_INT, default=None, help="maximum epochs (default: lipot.W1Estimator's)")
     e.add_argument("--lr", type=_POSITIVE, default=None, help="initial learning rate (default: lipot.W1Estimator's)")
     e.add_argument("--batch-size", type=_POSITIVE_INT, default=None, help="default: lipot.W1Estimator's")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default=None)
+    e.add_argument("--seed", type=int, default=0, help="seed of the folds, critics and --toy data")
+    e.add_argument("--device", default=None, help="torch device of the critics")
     e.set_defaults(func=_estimate)
     return parser
 

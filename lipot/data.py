@@ -3,7 +3,8 @@
 IDX format (LeCun et al.): a big-endian header ``0x00 0x00 <type> <ndim>``, then ``ndim``
 big-endian uint32 sizes, then the data. MNIST files hold unsigned bytes (type ``0x08``): images
 ``(N, 28, 28)`` (magic 2051) and labels ``(N,)`` (magic 2049). Files may be gzip-compressed.
-Nothing is downloaded: point ``root`` at the four standard files.
+Nothing is downloaded: point ``root`` at the four standard files. The seeded toy pairs with a
+known W1 (:func:`toy_pair`) live in :mod:`lipot.toys`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["read_idx", "mnist", "fashion_mnist", "binary_subset", "FASHION_MNIST_ROOT"]
+from .toys import TOYS, ToyPair, toy_pair
+
+__all__ = ["read_idx", "mnist", "fashion_mnist", "binary_subset", "FASHION_MNIST_ROOT", "TOYS", "ToyPair", "toy_pair"]
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 """Where Debian's ``dataset-fashion-mnist`` package puts the files."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# (no thread count is forced: OMP_NUM_THREADS / torch's own default apply)
 
 
 def jacobian_matrix(f, x: torch.Tensor) -> torch.Tensor:

@@ -333,6 +333,10 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "estimate-class-on-file": (["estimate", "{a.npy}", "{a.npy}", "--class-a", "1"], r"--class-a"),
     "estimate-object-npy": (["estimate", "{obj.npy}", "{a.npy}"], r"obj\.npy holds Python objects"),
     "estimate-two-array-npz": (["estimate", "{two.npz}", "{a.npy}"], r"two\.npz holds 2 arrays"),
+    "estimate-toy-with-files": (["estimate", "{a.npy}", "{a.npy}", "--toy", "moons"], r"--toy replaces the samples"),
+    "estimate-no-samples": (["estimate"], r"give two samples A B .* or --toy"),
+    "estimate-class-a-alone": (["estimate", "{mnist}", "{mnist}", "--class-a", "1"], r"--class-a and --class-b go together"),
+    "estimate-toy-unknown": (["estimate", "--toy", "spiral"], r"--toy: invalid choice"),
     "estimate-missing-file": (["estimate", "{a.npy}", "missing.npy"], r"missing\.npy does not exist"),
     "estimate-nan-values": (["estimate", "{nan.npy}", "{a.npy}", "--no-progress"], r"\bX\b.*NaN"),
     "estimate-unknown-suffix": (["estimate", "{text.pt}", "{a.npy}"], r"expected a \.npy"),
@@ -415,3 +419,31 @@ def test_force_replaces_an_existing_checkpoint_only_when_a_new_epoch_is_written(
     monkeypatch.setattr(cli, "_run_training", lambda args: seen.update(exists=out.exists(), resume=args.resume) or 0)
     assert cli.main(["train", "--out", str(out), "--force"]) == 0
     assert seen == {"exists": True, "resume": False}  # kept until fit() atomically replaces it
+
+
+def test_toy_estimate_prints_the_reference(capsys):
+    assert cli.main(["estimate", "--toy", "shift", "--n", "400", "--critic", "linear", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "toy 'shift' (400 + 400 points in 10-D): W1 = 2.00000 (the truth)" in out and "% off" in out
+
+
+def test_certify_finds_the_data_the_model_was_trained_on(tmp_path, capsys, monkeypatch):
+    files = _files(tmp_path)
+    out = tmp_path / "m.pt"
+    assert cli.main(["train", "--data-root", str(files["mnist"]), "--arch", "dense", "--hidden", "8",
+                     "--loss", "hkr-multiclass", "--epochs", "1", "--batch-size", "6", "--eps", "0.1",
+                     "--out", str(out), "--no-progress"]) == 0
+    monkeypatch.chdir(tmp_path.parent)
+    assert cli.main(["certify", str(out), "--eps", "0.1"]) == 0  # no --data-root needed
+    assert "certified accuracy at eps=0.1" in capsys.readouterr().out
+
+
+def test_npz_key_selects_an_array(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "pair.npz", a=rng.normal(size=(300, 2)), b=rng.normal(size=(300, 2)) + [2.0, 0.0])
+    pair = str(tmp_path / "pair.npz")
+    assert cli.main(["estimate", pair + ":a", pair + ":b", "--critic", "linear", "--no-progress"]) == 0
+    assert "W1 estimate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["estimate", pair + ":c", pair + ":b"])
+    assert "has no array 'c'" in capsys.readouterr().err
