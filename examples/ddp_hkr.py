@@ -6,7 +6,9 @@ One machine, 2 processes (CPU: gloo; one GPU per process: NCCL)::
 
 Several nodes: the same script on every node, e.g. ``torchrun --nnodes 2 --node_rank 0|1
 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 examples/ddp_hkr.py``.
-Without torchrun it runs in one process. The data are two Gaussian blobs (no download).
+Without torchrun it runs in one process. The data are two overlapping Gaussian blobs in 16-D
+(means +-0.3 per coordinate: the best possible accuracy is Phi(1.2) = 88.5 %, and W1 between the
+classes is 2.4); the model is validated on 1024 held-out points of the same distribution.
 """
 
 import argparse
@@ -24,14 +26,16 @@ args = parser.parse_args()
 
 device = distributed.setup(seed=0)  # process group from torchrun's environment; this rank's device
 gen = torch.Generator().manual_seed(0)  # every rank builds the same data set ...
-y = torch.where(torch.arange(4096) % 2 == 0, 1.0, -1.0)
-x = torch.randn(4096, 16, generator=gen) + 0.8 * y[:, None]
+labels = torch.where(torch.arange(4096 + 1024) % 2 == 0, 1.0, -1.0)
+points = torch.randn(4096 + 1024, 16, generator=gen) + 0.3 * labels[:, None]
+x, y = points[:4096], labels[:4096]  # training set
+x_val, y_val = points[4096:], labels[4096:]  # held out
 torch.manual_seed(0)  # ... and the same initial network (DDP broadcasts rank 0's anyway)
 model = lipot.models.dense_classifier(16, (64, 64), 1)
 parallel = distributed.world_size() > 1
 loader = lipot.training.make_loader(x, y, args.batch_size, seed=0, distributed=parallel)  # ... and takes its shard
 history = lipot.training.fit(model, lipot.losses.HKRLoss(0.9, 1.0), loader, args.epochs, lr=3e-3,
-                             val_data=(x[:1024], y[:1024]), eps=[0.5], checkpoint=args.out,
+                             val_data=(x_val, y_val), eps=[0.5], checkpoint=args.out,
                              device=device, progress=False, distributed=parallel)
 
 # W1 between the two classes: every rank passes the same samples, the work is split.
@@ -39,5 +43,5 @@ res = lipot.estimate_w1(x[y > 0], x[y < 0], epochs=5, folds=2, device=device, di
 if distributed.is_main():
     print(f"world size {distributed.world_size()}: final loss {history[-1]['loss']:.4f}, "
           f"val accuracy {history[-1]['val_accuracy']:.4f}, certified@0.5 {history[-1]['certified'][0.5]:.4f}")
-    print(f"W1 between the classes: {res.value:.4f} +- {res.stderr:.4f} (critics: {res.selected})")
+    print(f"W1 between the classes: {res.value:.4f} +- {res.stderr:.4f} (truth 2.4; critics: {res.selected})")
 distributed.cleanup()
