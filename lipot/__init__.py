@@ -22,7 +22,23 @@ from . import (
 )
 from .audit import attack_radius, audit_certificates, lipschitz_lower_bound
 from .certify import certified_accuracy, certified_radius, lipschitz_bound
+from ._migration import TOP_LEVEL as _DEEL_ONLY
+from ._migration import missing as _missing
 from .export import vanilla_export, vanilla_model
+from .losses import (  # the loss modules at the top, as in deel-torchlip
+    KRLoss,
+    NegKRLoss,
+    HingeMarginLoss,
+    HKRLoss,
+    KRMulticlassLoss,
+    HingeMulticlassLoss,
+    HKRMulticlassLoss,
+    SoftHKRMulticlassLoss,
+    LseHKRMulticlassLoss,
+    TauCrossEntropyLoss,
+    TauBCEWithLogitsLoss,
+    CategoricalHingeLoss,
+)
 from .wasserstein import W1Estimator, W1Result, estimate_w1
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
@@ -55,5 +71,21 @@ __all__ = [
     "lipschitz_bound",
     "vanilla_export",
     "vanilla_model",
+    "KRLoss",
+    "NegKRLoss",
+    "HingeMarginLoss",
+    "HKRLoss",
+    "KRMulticlassLoss",
+    "HingeMulticlassLoss",
+    "HKRMulticlassLoss",
+    "SoftHKRMulticlassLoss",
+    "LseHKRMulticlassLoss",
+    "TauCrossEntropyLoss",
+    "TauBCEWithLogitsLoss",
+    "CategoricalHingeLoss",
     *_nn_all,
 ]
+
+
+def __getattr__(name: str):
+    raise _missing("lipot", name, _DEEL_ONLY)

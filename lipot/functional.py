@@ -4,6 +4,9 @@ functions of :mod:`lipot.losses`. A facade: the code lives in those modules."""
 
 from __future__ import annotations
 
+from ._migration import FUNCTIONAL as _DEEL_ONLY
+from ._migration import missing as _missing
+
 from .losses import (
     weighted_kr,
     kr_loss,
@@ -79,3 +82,7 @@ __all__ = [
     "emma_loss",
     "logit_annealing_loss",
 ]
+
+
+def __getattr__(name: str):
+    raise _missing("lipot.functional", name, _DEEL_ONLY)

@@ -141,3 +141,80 @@ def test_vanilla_model_copy_leaves_the_model():
     copy = lipot.vanilla_model(model, in_place=False)
     assert copy is not model and isinstance(model, L.Sequential)
     assert torch.allclose(copy(x), expected, atol=1e-6) and torch.allclose(model(x), expected)
+
+
+# ----------------------------------------------------------------------------- name parity
+
+BASE_CLASSES = {"LipschitzModule"}  # subclassed, not instantiated: lipot's mixin has no arguments
+
+
+def _deel_names(module) -> list[str]:
+    import inspect as _inspect
+
+    def public(name: str) -> bool:  # classes and functions, and the two helper modules users import
+        obj = getattr(module, name)
+        return (callable(obj) and not _inspect.ismodule(obj)) or name in ("utils", "init")
+
+    return sorted(n for n in dir(module) if not n.startswith("_") and n not in ("F", "Optional", "torch")
+                  and public(n))
+
+
+def _accepts(ours, theirs) -> list[str]:
+    """deel-torchlip parameter names that ``ours`` does not accept."""
+    import inspect as _inspect
+
+    try:
+        mine, their = _inspect.signature(ours).parameters, _inspect.signature(theirs).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in mine.values()):
+        return []
+    return [n for n, p in their.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n not in mine]
+
+
+@pytest.mark.parametrize("where", ["top", "functional"])
+def test_every_deel_torchlip_name_exists_or_names_its_replacement(where):
+    torchlip = pytest.importorskip("deel.torchlip")
+    import lipot.functional
+
+    theirs = torchlip if where == "top" else torchlip.functional
+    ours = lipot if where == "top" else lipot.functional
+    for name in _deel_names(theirs):
+        if hasattr(ours, name):
+            if name not in BASE_CLASSES:
+                assert not _accepts(getattr(ours, name), getattr(theirs, name)), (name, _accepts(getattr(ours, name), getattr(theirs, name)))
+            continue
+        with pytest.raises(AttributeError, match=r"deel-torchlip name.*lipot|torch"):
+            getattr(ours, name)
+
+
+def test_multi_gpu_maps_to_global_batch_statistics():
+    x, y = torch.randn(8), torch.tensor([1.0, -1.0] * 4)
+    assert torch.equal(LL.hkr_loss(x, y, 0.9, multi_gpu=False), LL.hkr_loss(x, y, 0.9))
+    assert torch.equal(LL.HKRLoss(0.9, 1.0, False, "mean")(x, y), LL.HKRLoss(0.9)(x, y))
+    with pytest.raises(RuntimeError, match="process group"):  # outside torchrun: said, not ignored
+        LL.HKRLoss(0.9, multi_gpu=True)(x, y)
+    with pytest.raises(ValueError, match="true_values"):
+        LL.KRLoss(true_values=(0, 1))
+    with pytest.raises(TypeError, match="multi_gpu"):
+        LL.kr_loss(x, y, multi_gpu="yes")
+
+
+def test_deel_torchlip_seed_snippet_runs_with_the_import_changed():
+    """deel-torchlip's documented first example, with ``from deel import torchlip`` replaced by
+    ``import lipot as torchlip`` (alpha in [0, 1])."""
+    import lipot as torchlip
+
+    model = torchlip.Sequential(
+        torchlip.SpectralConv2d(1, 8, 3, padding=1), torchlip.GroupSort2(), torchlip.ScaledL2NormPool2d(2),
+        torchlip.SpectralConv2d(8, 8, 3, padding=1), torchlip.GroupSort2(), torch.nn.Flatten(),
+        torchlip.SpectralLinear(8 * 4 * 4, 1),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, target = torch.randn(16, 1, 8, 8), torch.tensor([1.0, -1.0] * 8)[:, None]
+    output = model(x)
+    loss = torchlip.functional.hkr_loss(output, target, alpha=0.9, min_margin=1)
+    loss.backward()
+    optimizer.step()
+    vanilla = torchlip.vanilla_model(model)
+    assert isinstance(vanilla, torch.nn.Sequential) and torch.isfinite(loss)

@@ -55,6 +55,8 @@ from .hkr import (
     tau_cross_entropy_loss,
     tau_bce_with_logits_loss,
     categorical_hinge_loss,
+)
+from .modules import (
     KRLoss,
     NegKRLoss,
     HingeMarginLoss,

@@ -3,6 +3,10 @@ finite inputs, and the distributed-aware batch reduction."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -126,3 +130,26 @@ def _true_class_mask(sign: Tensor) -> Tensor:
     if _checking() and not bool(((sign > 0).sum(-1) == 1).all()):
         raise ValueError("this loss needs exactly one positive class per sample in target")
     return sign > 0
+
+
+def global_batch_if(multi_gpu: bool):
+    """deel-torchlip's ``multi_gpu`` flag: ``True`` computes the batch statistics over the union of
+    the ranks' batches (:func:`lipot.distributed.global_batch`, which needs a process group)."""
+    if not isinstance(multi_gpu, bool):
+        raise TypeError(f"multi_gpu must be True or False, got {multi_gpu!r}")
+    return _dist.global_batch() if multi_gpu else contextlib.nullcontext()
+
+
+def with_multi_gpu(fn):
+    """Add deel-torchlip's keyword ``multi_gpu=False`` to a loss function (see
+    :func:`global_batch_if`)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, multi_gpu: bool = False, **kwargs):
+        with global_batch_if(multi_gpu):
+            return fn(*args, **kwargs)
+
+    signature = inspect.signature(fn)
+    extra = inspect.Parameter("multi_gpu", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
+    return wrapper

@@ -6,10 +6,9 @@ functions and ``torch.nn`` modules with deel-torchlip's names and arguments (con
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from .. import _checks
@@ -24,6 +23,7 @@ from ._common import (
     _true_class_mask,
     check_alpha,
     check_reduction,
+    with_multi_gpu,
 )
 
 __all__ = [
@@ -40,18 +40,6 @@ __all__ = [
     "tau_cross_entropy_loss",
     "tau_bce_with_logits_loss",
     "categorical_hinge_loss",
-    "KRLoss",
-    "NegKRLoss",
-    "HingeMarginLoss",
-    "HKRLoss",
-    "KRMulticlassLoss",
-    "HingeMulticlassLoss",
-    "HKRMulticlassLoss",
-    "SoftHKRMulticlassLoss",
-    "LseHKRMulticlassLoss",
-    "TauCrossEntropyLoss",
-    "TauBCEWithLogitsLoss",
-    "CategoricalHingeLoss",
 ]
 
 
@@ -102,6 +90,7 @@ def weighted_kr(fx: Tensor, fy: Tensor, weights_x: Tensor, weights_y: Tensor,
     return (fx * weights_x).sum(-1) / sx.clamp_min(tiny) - (fy * weights_y).sum(-1) / sy.clamp_min(tiny)
 
 
+@with_multi_gpu
 def kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     r"""KR estimate :math:`\mathrm{mean}_{y>0} f - \mathrm{mean}_{y\le0} f` (to **maximize**).
 
@@ -114,6 +103,7 @@ def kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(_kr_per_sample(input, _binary_sign(input, target)), reduction)
 
 
+@with_multi_gpu
 def neg_kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """``-kr_loss``: minimize it to maximize the KR estimate."""
     return -kr_loss(input, target, reduction)
@@ -133,6 +123,7 @@ def hinge_margin_loss(
     return _reduce(_hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1), reduction)
 
 
+@with_multi_gpu
 def hkr_loss(
     input: Tensor, target: Tensor, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
@@ -146,6 +137,7 @@ def hkr_loss(
     return _reduce(alpha * hinge - (1.0 - alpha) * kr, reduction)
 
 
+@with_multi_gpu
 def kr_multiclass_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     r"""Average over classes of the one-vs-rest KR estimates (to **maximize**):
     :math:`\frac1C\sum_c \mathrm{mean}_{y=c} f_c - \mathrm{mean}_{y\ne c} f_c`. A class missing
@@ -169,6 +161,7 @@ def hinge_multiclass_loss(
     return _reduce(_hinge_multiclass(input, sign, min_margin), reduction)
 
 
+@with_multi_gpu
 def hkr_multiclass_loss(
     input: Tensor, target: Tensor, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
@@ -302,211 +295,3 @@ def categorical_hinge_loss(
     pos = (input * true).sum(-1)
     neg = torch.where(true, -math.inf, input).amax(-1)
     return _reduce(F.relu(positive_float("min_margin", min_margin) - (pos - neg)), reduction)
-
-
-# ----------------------------------------------------------------------------- modules
-
-
-class _Loss(nn.Module):
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__()
-        self.reduction = check_reduction(reduction)
-
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
-
-
-class KRLoss(_Loss):
-    """Module form of :func:`kr_loss`: the KR *estimate*, to maximize (a metric).
-
-    Warns once if its output requires a gradient: minimizing it trains the critic the wrong
-    way; minimize :class:`NegKRLoss` or :class:`HKRLoss` instead. ``warn=False`` silences it
-    (e.g. when you maximize it yourself).
-    """
-
-    def __init__(self, reduction: str = "mean", warn: bool = True) -> None:
-        super().__init__(reduction)
-        self.warn = warn
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        out = kr_loss(input, target, self.reduction)
-        if self.warn and out.requires_grad:
-            warnings.warn(
-                "KRLoss returns the KR estimate, a value to MAXIMIZE; minimizing it decreases it. "
-                "Train with NegKRLoss or HKRLoss (or pass warn=False if you maximize it).",
-                UserWarning,
-                stacklevel=2,
-            )
-            self.warn = False
-        return out
-
-
-class NegKRLoss(_Loss):
-    """Module form of :func:`neg_kr_loss` (minimize)."""
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return neg_kr_loss(input, target, self.reduction)
-
-
-class HingeMarginLoss(_Loss):
-    """Module form of :func:`hinge_margin_loss`."""
-
-    def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(reduction)
-        self.min_margin = positive_float("min_margin", min_margin)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return hinge_margin_loss(input, target, self.min_margin, self.reduction)
-
-
-class HKRLoss(_Loss):
-    """Module form of :func:`hkr_loss` (minimize; increases the KR term)."""
-
-    def __init__(self, alpha: float, min_margin: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(reduction)
-        self.alpha = check_alpha(alpha)
-        self.min_margin = positive_float("min_margin", min_margin)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return hkr_loss(input, target, self.alpha, self.min_margin, self.reduction)
-
-
-class KRMulticlassLoss(_Loss):
-    """Module form of :func:`kr_multiclass_loss` (the estimate: maximize; a metric)."""
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return kr_multiclass_loss(input, target, self.reduction)
-
-
-class HingeMulticlassLoss(_Loss):
-    """Module form of :func:`hinge_multiclass_loss`."""
-
-    def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(reduction)
-        self.min_margin = positive_float("min_margin", min_margin)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return hinge_multiclass_loss(input, target, self.min_margin, self.reduction)
-
-
-class HKRMulticlassLoss(_Loss):
-    """Module form of :func:`hkr_multiclass_loss` (minimize)."""
-
-    def __init__(self, alpha: float, min_margin: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(reduction)
-        self.alpha = check_alpha(alpha)
-        self.min_margin = positive_float("min_margin", min_margin)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return hkr_multiclass_loss(input, target, self.alpha, self.min_margin, self.reduction)
-
-
-class SoftHKRMulticlassLoss(_Loss):
-    r"""Soft HKR (:func:`soft_hkr_multiclass_loss`) with an adaptive temperature
-    :math:`\tau = \mathrm{clamp}(T\,m / \mathrm{clamp}(\mu, m, 2\cdot10^4), 0.005, 250)`, where
-    :math:`\mu` is a running mean of :math:`|f|` (update
-    :math:`\mu \leftarrow a\mu + (1-a)\,\mathrm{mean}|f|` in training mode only, clamped to
-    [0.005, 1000]). :math:`\mu` is the buffer ``current_mean``: saved in ``state_dict``.
-
-    Args:
-        alpha: hinge weight in [0, 1].
-        min_margin: margin ``m``.
-        alpha_mean: running-mean factor ``a`` in [0, 1).
-        temperature: ``T``.
-        reduction: 'mean', 'sum' or 'none'.
-    """
-
-    def __init__(
-        self,
-        alpha: float = 0.9,
-        min_margin: float = 1.0,
-        alpha_mean: float = 0.99,
-        temperature: float = 1.0,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(reduction)
-        self.alpha = check_alpha(alpha)
-        self.min_margin = positive_float("min_margin", min_margin)
-        self.alpha_mean = _checks.fraction("alpha_mean", alpha_mean, high_open=True)
-        self.temperature = positive_float("temperature", temperature)
-        self.register_buffer("current_mean", torch.tensor(self.min_margin))
-
-    def _temperature(self, input: Tensor) -> Tensor:
-        if self.training:
-            with torch.no_grad():
-                if _dist.active():  # global mean of |f| over the ranks' batches: same state on every rank
-                    sums = _dist.all_sum(torch.stack([input.detach().abs().sum().double(),
-                                                      torch.tensor(float(input.numel()), dtype=torch.float64,
-                                                                   device=input.device)]))
-                    batch_mean = (sums[0] / sums[1]).to(self.current_mean)
-                else:
-                    batch_mean = input.detach().abs().mean().to(self.current_mean)
-                updated = self.alpha_mean * self.current_mean + (1 - self.alpha_mean) * batch_mean
-                self.current_mean.copy_(updated.clamp(0.005, 1000.0))
-        mean = self.current_mean.clamp(self.min_margin, 20000.0)
-        return (self.temperature * self.min_margin / mean).clamp(0.005, 250.0)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        _check_input(input)
-        return soft_hkr_multiclass_loss(
-            input, target, self.alpha, self.min_margin, self._temperature(input), self.reduction
-        )
-
-
-class LseHKRMulticlassLoss(_Loss):
-    """Module form of :func:`lse_hkr_multiclass_loss`."""
-
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        temperature: float = 1.0,
-        penalty: float = 1.0,
-        min_margin: float = 1.0,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(reduction)
-        self.alpha = check_alpha(alpha)
-        self.temperature = positive_float("temperature", temperature)
-        self.penalty = positive_float("penalty", penalty)
-        self.min_margin = positive_float("min_margin", min_margin)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return lse_hkr_multiclass_loss(
-            input, target, self.alpha, self.min_margin, self.temperature, self.penalty,
-            self.reduction,
-        )
-
-
-class TauCrossEntropyLoss(_Loss):
-    """Module form of :func:`tau_cross_entropy_loss`."""
-
-    def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
-        super().__init__(reduction)
-        self.tau = positive_float("tau", tau)
-        self.kwargs = kwargs
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return tau_cross_entropy_loss(input, target, self.tau, self.reduction, **self.kwargs)
-
-
-class TauBCEWithLogitsLoss(_Loss):
-    """Module form of :func:`tau_bce_with_logits_loss`."""
-
-    def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
-        super().__init__(reduction)
-        self.tau = positive_float("tau", tau)
-        self.kwargs = kwargs
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return tau_bce_with_logits_loss(input, target, self.tau, self.reduction, **self.kwargs)
-
-
-class CategoricalHingeLoss(_Loss):
-    """Module form of :func:`categorical_hinge_loss`."""
-
-    def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(reduction)
-        self.min_margin = positive_float("min_margin", min_margin)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return categorical_hinge_loss(input, target, self.min_margin, self.reduction)

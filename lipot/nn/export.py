@@ -65,7 +65,7 @@ def vanilla_export(model: nn.Module) -> nn.Module:
     return exported.eval()
 
 
-def vanilla_model(model: nn.Module, in_place: bool = True) -> nn.Module:
+def vanilla_model(model: nn.Module, in_place: bool = True, new_module: nn.Module | None = None) -> nn.Module:
     """deel-torchlip's call pattern of :func:`vanilla_export`: converts ``model`` **in place** by
     default and returns it; ``in_place=False`` returns a converted copy and leaves ``model`` as
     it was (that is :func:`vanilla_export`).
@@ -76,6 +76,8 @@ def vanilla_model(model: nn.Module, in_place: bool = True) -> nn.Module:
     lipot layer passed on its own unconverted.) Outputs are the eval-mode outputs, as for
     :func:`vanilla_export`.
     """
+    if new_module is not None:
+        raise ValueError("new_module is deel-torchlip's internal recursion argument; leave it None")
     exported = vanilla_export(model)
     if not in_place:
         return exported

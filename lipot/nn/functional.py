@@ -130,13 +130,14 @@ def full_sort(input: Tensor, dim: int = 1) -> Tensor:
     return group_sort(input, None, dim)
 
 
-def max_min(input: Tensor, dim: int = 1) -> Tensor:
+def max_min(input: Tensor, dim: int | None = 1) -> Tensor:
     r"""Concatenate :math:`\max(x, 0)` and :math:`\max(-x, 0)` along ``dim`` (doubles its size).
 
     Exactly one of the two is non-zero per entry and equals :math:`|x|`, so the map is norm
-    preserving and 1-Lipschitz. Reference: Blot, Cord & Thome, ICIP 2016.
+    preserving and 1-Lipschitz. Reference: Blot, Cord & Thome, ICIP 2016. ``dim=None`` means 1
+    (deel-torchlip's default).
     """
-    return torch.cat((F.relu(input), F.relu(-input)), dim=dim)
+    return torch.cat((F.relu(input), F.relu(-input)), dim=1 if dim is None else dim)
 
 
 def householder(input: Tensor, theta: Tensor, dim: int = 1) -> Tensor:
