@@ -25,20 +25,8 @@ from .certify import certified_accuracy, certified_radius, lipschitz_bound
 from ._migration import TOP_LEVEL as _DEEL_ONLY
 from ._migration import missing as _missing
 from .export import vanilla_export, vanilla_model
-from .losses import (  # the loss modules at the top, as in deel-torchlip
-    KRLoss,
-    NegKRLoss,
-    HingeMarginLoss,
-    HKRLoss,
-    KRMulticlassLoss,
-    HingeMulticlassLoss,
-    HKRMulticlassLoss,
-    SoftHKRMulticlassLoss,
-    LseHKRMulticlassLoss,
-    TauCrossEntropyLoss,
-    TauBCEWithLogitsLoss,
-    CategoricalHingeLoss,
-)
+from .losses.modules import *  # noqa: F401,F403  (the loss modules at the top, as in deel-torchlip)
+from .losses.modules import __all__ as _loss_all
 from .wasserstein import W1Estimator, W1Result, estimate_w1
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
@@ -71,18 +59,7 @@ __all__ = [
     "lipschitz_bound",
     "vanilla_export",
     "vanilla_model",
-    "KRLoss",
-    "NegKRLoss",
-    "HingeMarginLoss",
-    "HKRLoss",
-    "KRMulticlassLoss",
-    "HingeMulticlassLoss",
-    "HKRMulticlassLoss",
-    "SoftHKRMulticlassLoss",
-    "LseHKRMulticlassLoss",
-    "TauCrossEntropyLoss",
-    "TauBCEWithLogitsLoss",
-    "CategoricalHingeLoss",
+    *_loss_all,
     *_nn_all,
 ]
 
