@@ -2,9 +2,10 @@
 per-epoch certified accuracy, a verified Lipschitz bound, and certificates checked by hand.
 
 Run: python examples/certified_mnist.py [MNIST_ROOT] [EPOCHS]
-     (default root ../shared/data/mnist, 10 epochs: about 10 s on 2 CPU cores)
+     (default root $LIPOT_MNIST_ROOT or data/mnist, 10 epochs: about 10 s on 2 CPU cores)
 """
 
+import os
 import sys
 
 import torch
@@ -13,7 +14,7 @@ from lipot import data, losses, models
 from lipot.certify import certified_accuracy, certified_radius, lipschitz_report
 from lipot.training import fit, make_loader
 
-root = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/mnist"
+root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("LIPOT_MNIST_ROOT", "data/mnist")
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 torch.manual_seed(0)
 

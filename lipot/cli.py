@@ -4,12 +4,12 @@
 
 Examples::
 
-    lipot train --dataset mnist --binary 0 8 --data-root ../shared/data/mnist --arch dense \\
+    lipot train --dataset mnist --binary 0 8 --data-root MNIST_DIR --arch dense \\
         --hidden 32 16 --loss hkr --alpha 0.9090909 --min-margin 1 --epochs 10 --lr 3e-3 --out m08.pt
-    lipot certify m08.pt --data-root ../shared/data/mnist --eps 0.5 1 1.58
-    lipot audit m08.pt --data-root ../shared/data/mnist --n 1000
+    lipot certify m08.pt --data-root MNIST_DIR --eps 0.5 1 1.58
+    lipot audit m08.pt --data-root MNIST_DIR --n 1000
     lipot estimate a.npy b.npy --exact
-    lipot estimate ../shared/data/mnist ../shared/data/mnist --class-a 0 --class-b 8
+    lipot estimate MNIST_DIR MNIST_DIR --class-a 0 --class-b 8
 
 ``train`` and ``estimate`` run data-parallel when launched by torchrun (``--batch-size`` is then
 per process)::

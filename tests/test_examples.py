@@ -55,3 +55,17 @@ def test_certified_mnist_recipe_example_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "per-pair (verified body bound)" in result.stdout and "radii of 5 test images" in result.stdout
+
+
+@pytest.mark.parametrize("script, expected", [
+    ("quickstart_w1.py", "exact W1 of these samples"),
+    ("quickstart_certify.py", "certified accuracy"),
+    ("quickstart_audit.py", "verdict: ok"),
+])
+def test_quickstart_for_each_use_runs(script, expected):
+    """The W1, certified-classifier and audit quickstarts of the README run and their own
+    assertions (accuracy of the estimate, verified bound, no certificate violated) hold."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expected in result.stdout
