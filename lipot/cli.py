@@ -329,9 +329,9 @@ def _estimate(args) -> int:
     if toy is not None:
         a, b = toy.x, toy.y
     else:
-        if (args.class_a is None) != (args.class_b is None) and Path(args.a) == Path(args.b):
-            raise ValueError("--class-a and --class-b go together on one MNIST folder (with only one, "
-                             "a class would be compared with the whole dataset)")
+        if (args.class_a is None) != (args.class_b is None):
+            raise ValueError("--class-a and --class-b go together (with only one, a class would be "
+                             "compared with a whole dataset)")
         a = _points(args.a, args.class_a, args.split, args.limit)
         b = _points(args.b, args.class_b, args.split, args.limit)
     if args.flatten:
