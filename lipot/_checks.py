@@ -31,20 +31,10 @@ def positive_float(name: str, value: Any) -> float:
 
 def positive_int(name: str, value: Any) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= 1."""
-    return _integer(name, value, 1)
-
-
-def nonnegative_int(name: str, value: Any) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= 0."""
-    return _integer(name, value, 0)
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise TypeError(f"{name} must be {kind}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
     return value
 
 

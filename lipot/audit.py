@@ -78,12 +78,14 @@ class _Logits:
         return z
 
 
-def _labels(fn: _Logits, x: Tensor, y) -> Tensor:
-    """Class indices: +-1 / {0, 1} for one logit, indices or one-hot for C logits."""
+def _labels(fn: _Logits, x: Tensor, y, n: int | None = None) -> Tensor:
+    """Class indices: +-1 / {0, 1} for one logit, indices or one-hot for C logits. The model runs
+    on ``x[:1]`` only (for its number of outputs); ``n``: the number of labels expected
+    (default ``len(x)``)."""
     y = torch.as_tensor(y, device=x.device)
     with torch.no_grad():
         z = fn(x[:1])
-    n = x.shape[0]
+    n = x.shape[0] if n is None else n
     if fn.binary:
         if y.numel() != n:
             raise ValueError(f"y: expected {n} binary labels (+-1 or 0/1), got shape {tuple(y.shape)}")
@@ -541,7 +543,8 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
     _checks.fraction("rtol", rtol, high_open=True)
     param = next(iter(model.parameters()), None)
     with evaluating(model):  # the labels against the model's outputs, named as this function's y
-        _labels(_Logits(model), x.to(device or (param.device if param is not None else x.device)), y)
+        _labels(_Logits(model), x[:1].to(device or (param.device if param is not None else x.device)), y,
+                x.shape[0])
     cert = certified_accuracy(model, (x, y), [0.0], lipschitz=lipschitz, per_pair=per_pair, device=device)
     verified, verified_note = None, ""
     try:

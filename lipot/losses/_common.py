@@ -93,13 +93,8 @@ def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
         )
     target = target.reshape(input.shape)
     if _checking():
-        _check_sign_values(target, "target labels")
+        _checks.binary_labels("target labels", target)
     return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
-
-
-def _check_sign_values(target: Tensor, what: str) -> None:
-    """Labels coded as {-1, +1} or {0, 1}, nothing else."""
-    _checks.binary_labels(what, target)
 
 
 def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
@@ -122,7 +117,7 @@ def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
             f"got {tuple(target.shape)}"
         )
     elif _checking():
-        _check_sign_values(target, "one-hot target values")
+        _checks.binary_labels("one-hot target values", target)
     return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
 
 
@@ -132,12 +127,17 @@ def _true_class_mask(sign: Tensor) -> Tensor:
     return sign > 0
 
 
+def check_multi_gpu(multi_gpu: bool) -> bool:
+    """deel-torchlip's ``multi_gpu`` flag must be a bool."""
+    if not isinstance(multi_gpu, bool):
+        raise TypeError(f"multi_gpu must be True or False, got {multi_gpu!r}")
+    return multi_gpu
+
+
 def global_batch_if(multi_gpu: bool):
     """deel-torchlip's ``multi_gpu`` flag: ``True`` computes the batch statistics over the union of
     the ranks' batches (:func:`lipot.distributed.global_batch`, which needs a process group)."""
-    if not isinstance(multi_gpu, bool):
-        raise TypeError(f"multi_gpu must be True or False, got {multi_gpu!r}")
-    return _dist.global_batch() if multi_gpu else contextlib.nullcontext()
+    return _dist.global_batch() if check_multi_gpu(multi_gpu) else contextlib.nullcontext()
 
 
 def with_multi_gpu(fn):

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .. import _checks
 from .. import distributed as _dist
 from .._checks import positive_float
-from ._common import _check_input, check_alpha, check_reduction, global_batch_if
+from ._common import _check_input, check_alpha, check_multi_gpu, check_reduction, global_batch_if
 from .hkr import (
     categorical_hinge_loss,
     hinge_margin_loss,
@@ -52,8 +52,7 @@ class _Loss(nn.Module):
     def __init__(self, reduction: str = "mean", multi_gpu: bool = False) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
-        global_batch_if(multi_gpu)  # (checks the flag)
-        self.multi_gpu = multi_gpu
+        self.multi_gpu = check_multi_gpu(multi_gpu)
 
     def _batch(self):
         return global_batch_if(self.multi_gpu)
