@@ -21,8 +21,8 @@ AOC, Boissin et al., arXiv:2501.07930):
 
 The blocks act on the input channels (applied before :math:`R`), except for stride 1 with
 more output than input channels, where they act on the output channels (after :math:`R`).
-Composing a block adds one tap: :math:`K'[t] = K[t-1] + (K[t] - K[t-1])\,P`, two thin matrix
-products. Inference is one plain ``conv2d`` with the cached effective kernel.
+Composing a block adds one tap: :math:`K'[t] = K[t-1] (I - P) + K[t]\,P`, one thin matrix
+product and two pads. Inference is one plain ``conv2d`` with the cached effective kernel.
 
 What is guaranteed (:math:`N` input size, :math:`s` stride, per axis):
 
@@ -75,24 +75,23 @@ def compose_projector_block(kernel: Tensor, projector: Tensor, axis: int) -> Ten
     r"""Compose a kernel with the two-tap block :math:`[P, I - P]` along one spatial axis.
 
     Args:
-        kernel: ``(g, a, k_1, k_2, c)`` per-group kernels with the channels the block acts on
-            last (input channels when it is applied before the kernel, output channels after).
+        kernel: ``(g, k_1, k_2, a, c)`` per-group kernels, spatial axes first and the channels
+            the block acts on last (input channels when it is applied before the kernel, output
+            channels after): the taps are then contiguous blocks, which pads copy fast.
         projector: ``(g, c, c)``, symmetric :math:`P = U U^\top`.
-        axis: 2 (height) or 3 (width) of ``kernel``.
+        axis: 1 (height) or 2 (width) of ``kernel``.
 
     Returns:
         the composed kernel, one tap longer on ``axis``:
-        :math:`K'[t] = K[t-1] + (K[t] - K[t-1]) P` with :math:`K[-1] = K[k] = 0` (:math:`P` is
-        symmetric, so the same formula serves both sides).
+        :math:`K'[t] = K[t-1] (I - P) + K[t] P` with :math:`K[-1] = K[k] = 0` (:math:`P` is
+        symmetric, so the same formula serves both sides), computed as :math:`B = K P`,
+        :math:`K' = \mathrm{shift}(K - B) + B`: one batched product and two pads (whose
+        backward passes are views).
     """
-    pad = [0, 0, 0, 0, 0, 0]  # F.pad lists (left, right) widths from the last axis backwards
-    pad[2 * (4 - axis)] = pad[2 * (4 - axis) + 1] = 1
-    padded = F.pad(kernel, pad)
-    length = padded.shape[axis]
-    after = padded.narrow(axis, 1, length - 1)  # K[t] for t = 0..k, K[k] = 0
-    before = padded.narrow(axis, 0, length - 1)  # K[t - 1], K[-1] = 0
-    diff = after - before
-    return before + torch.matmul(diff.flatten(1, 3), projector).view(diff.shape)
+    b = torch.matmul(kernel.flatten(1, 3), projector).view(kernel.shape)
+    before = [0, 0] * (5 - axis)  # F.pad lists (left, right) widths from the last axis backwards
+    early, late = before[:-2] + [1, 0], before[:-2] + [0, 1]
+    return F.pad(kernel - b, early) + F.pad(b, late)
 
 
 def _wide(shape: tuple[int, int]) -> tuple[int, int]:
@@ -104,11 +103,15 @@ class _KernelPlan:
     packing into one raw tensor.
 
     The factors are :math:`R` (per group, ``(c_out_g, c_in_g e_1 e_2)``) and the projector
-    bases :math:`U_b` (per block and group, ``(c, r)``). Each is stored *wide* (transposed if
-    tall) in a slot of a ``(count, M, N)`` tensor as :math:`[[A, 0, 0], [0, I, 0]]`: the identity
-    rows are a fixed point of Björck, get exactly zero gradient (the polar derivative is block
-    diagonal) and keep the slot's Gram matrix full rank. So one batched Björck, one polar
-    backward and one optimizer tensor serve every factor of the layer.
+    bases :math:`U_b^\top` (per block and group, ``(r, c)``). They are stored *wide* (transposed
+    if tall) in the slots of a ``(count, M, N)`` tensor: one slot per :math:`R`,
+    :math:`[[R, 0], [0, I]]`, and the bases ``per_slot`` at a time on the diagonal,
+    :math:`[[U_1^\top, 0, 0], [0, U_2^\top, 0], [0, 0, I]]`. The polar factor of a block-diagonal
+    matrix is the block-diagonal matrix of the polar factors, and the identity rows are a fixed
+    point of Björck that gets exactly zero gradient (the polar derivative is block diagonal)
+    while keeping the slot's Gram matrix full rank. So one batched Björck, one polar backward and
+    one optimizer tensor serve every factor of the layer; ``per_slot`` is chosen to minimize
+    the batched products' cost, :math:`\text{count} \cdot M^2 N`.
     """
 
     def __init__(self, out_channels: int, in_per_group: int, kernel: tuple[int, int],
@@ -119,56 +122,90 @@ class _KernelPlan:
         self.kernel = kernel
         self.extent = tuple(min(k, s) for k, s in zip(kernel, stride))
         blocks = [k - e for k, e in zip(kernel, self.extent)]
-        # alternate height and width blocks (axes 2 and 3 of the channels-last kernel)
+        # alternate height and width blocks (axes 1 and 2 of the (g, k_1, k_2, a, c) kernel)
         self.axes: list[int] = []
         for i in range(max(blocks)):
-            self.axes += [2] * (i < blocks[0]) + [3] * (i < blocks[1])
+            self.axes += [1] * (i < blocks[0]) + [2] * (i < blocks[1])
         self.side = "out" if all(s == 1 for s in stride) and self.out_g > self.in_g else "in"
         self.block_channels = self.out_g if self.side == "out" else self.in_g
         self.rank = math.ceil(self.block_channels / 2)
         self.r_shape = (self.out_g, self.in_g * self.extent[0] * self.extent[1])
-        shapes = [_wide(self.r_shape)] + ([(self.rank, self.block_channels)] if self.axes else [])
-        self.rows = max(m for m, _ in shapes)
-        self.cols = max(n + self.rows - m for m, n in shapes)
-        self.count = groups * (1 + len(self.axes))  # R per group, then one U per block and group
+        self.bases = groups * len(self.axes)
+        self.per_slot, self.rows, self.cols = min(
+            (self._layout(j) for j in range(1, self.bases + 1)),
+            key=lambda layout: self._cost(*layout), default=self._layout(1),
+        )
+        self.count = groups + -(-self.bases // self.per_slot)
 
-    def _slot(self, a: Tensor) -> Tensor:
-        """``[[A, 0, 0], [0, I, 0]]`` of shape ``(rows, cols)`` for a wide ``A``."""
-        m, n = a.shape
-        slot = a.new_zeros(self.rows, self.cols)
-        slot[:m, :n] = a
-        slot[m:, n:n + self.rows - m] = torch.eye(self.rows - m, dtype=a.dtype, device=a.device)
+    def _layout(self, per_slot: int) -> tuple[int, int, int]:
+        """``(per_slot, rows, cols)`` of the slots holding ``per_slot`` bases each."""
+        m, n = _wide(self.r_shape)
+        r, c = self.rank, self.block_channels
+        rows = max(m, per_slot * r)
+        cols = max(n + rows - m, per_slot * c + rows - per_slot * r)
+        return per_slot, rows, cols
+
+    def _cost(self, per_slot: int, rows: int, cols: int) -> int:
+        return (self.groups + -(-self.bases // per_slot)) * rows * rows * cols
+
+    def _slot(self, blocks: list[Tensor]) -> Tensor:
+        """``diag(A_1, ..., A_j, I)`` of shape ``(rows, cols)`` for wide ``A_i``."""
+        slot = blocks[0].new_zeros(self.rows, self.cols)
+        m = n = 0
+        for a in blocks:
+            slot[m:m + a.shape[0], n:n + a.shape[1]] = a
+            m, n = m + a.shape[0], n + a.shape[1]
+        slot[m:, n:n + self.rows - m] = torch.eye(self.rows - m, dtype=slot.dtype, device=slot.device)
         return slot
+
+    @staticmethod
+    def _orthogonal(shape: tuple[int, int], device, dtype) -> Tensor:
+        a = torch.empty(shape, device=device, dtype=dtype)
+        return nn.init.orthogonal_(a)
 
     def initial(self, device, dtype) -> Tensor:
         """Random orthonormal factors, packed: ``(count * rows, cols)``."""
-        slots = []
-        for j in range(self.count):
-            shape = _wide(self.r_shape) if j < self.groups else (self.rank, self.block_channels)
-            a = torch.empty(shape, device=device, dtype=dtype)
-            nn.init.orthogonal_(a)
-            slots.append(self._slot(a))
+        slots = [self._slot([self._orthogonal(_wide(self.r_shape), device, dtype)])
+                 for _ in range(self.groups)]
+        bases = [self._orthogonal((self.rank, self.block_channels), device, dtype)
+                 for _ in range(self.bases)]
+        slots += [self._slot(bases[i:i + self.per_slot]) for i in range(0, self.bases, self.per_slot)]
         return torch.stack(slots).reshape(self.count * self.rows, self.cols)
 
+    def _bases(self, q: Tensor) -> Tensor:
+        """The ``(bases, r, c)`` matrices :math:`U^\top` on the diagonals of the basis slots."""
+        j, r, c = self.per_slot, self.rank, self.block_channels
+        diag = q[self.groups:, :j * r, :j * c].unflatten(2, (j, c)).unflatten(1, (j, r))
+        diag = torch.diagonal(diag, dim1=1, dim2=3)  # (slots, r, c, j)
+        return diag.permute(0, 3, 1, 2).reshape(-1, r, c)[:self.bases]
+
     def compose(self, packed: Tensor) -> Tensor:
-        """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors."""
+        """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors.
+
+        The composition runs in the layout ``(g, k_1, k_2, other channels, block channels)``
+        (see :func:`compose_projector_block`). :math:`R`'s columns are read in the order
+        ``(e_1, e_2, c_in)``; for blocks on the output side (:math:`e = 1`) the stored
+        :math:`R^\top` is read as ``(1, 1, c_in, c_out)`` directly. The final kernel is permuted
+        once to the ``conv2d`` layout.
+        """
         q = packed.view(self.count, self.rows, self.cols)
         m, n = _wide(self.r_shape)
         r = q[:self.groups, :m, :n]
-        if self.r_shape[0] > self.r_shape[1]:
-            r = r.mT
         e1, e2 = self.extent
-        kernel = r.reshape(self.groups, self.out_g, self.in_g, e1, e2)
-        if not self.axes:
-            return kernel.reshape(self.groups * self.out_g, self.in_g, *self.kernel)
-        ut = q[self.groups:, :self.rank, :self.block_channels]  # U^T, (blocks * g, r, c)
-        projectors = torch.matmul(ut.mT, ut).view(len(self.axes), self.groups, *ut.shape[-1:] * 2)
-        # channels-last layout (g, other channels, k_1, k_2, block channels)
-        order = (0, 1, 3, 4, 2) if self.side == "in" else (0, 2, 3, 4, 1)
-        kernel = kernel.permute(order)
-        for projector, axis in zip(projectors.unbind(0), self.axes):
-            kernel = compose_projector_block(kernel, projector, axis)
-        back = (0, 1, 4, 2, 3) if self.side == "in" else (0, 4, 1, 2, 3)
+        if self.side == "out":  # R is tall (c_out_g > c_in_g) and stored as R^T: (c_in, c_out)
+            kernel = r.reshape(self.groups, 1, 1, self.in_g, self.out_g)
+            back = (0, 4, 3, 1, 2)
+        else:
+            if self.r_shape[0] > self.r_shape[1]:
+                r = r.mT
+            kernel = r.reshape(self.groups, self.out_g, e1, e2, self.in_g).permute(0, 2, 3, 1, 4)
+            back = (0, 3, 4, 1, 2)
+        if self.axes:
+            kernel = kernel.contiguous()
+            ut = self._bases(q)  # U^T, (blocks * g, r, c)
+            projectors = torch.matmul(ut.mT, ut).view(len(self.axes), self.groups, *ut.shape[-1:] * 2)
+            for projector, axis in zip(projectors.unbind(0), self.axes):
+                kernel = compose_projector_block(kernel, projector, axis)
         kernel = kernel.permute(back).contiguous()  # conv2d is slow on a permuted weight
         return kernel.view(self.groups * self.out_g, self.in_g, *self.kernel)
 
