@@ -88,7 +88,7 @@ def compose_projector_block(kernel: Tensor, projector: Tensor, axis: int) -> Ten
         :math:`K' = \mathrm{shift}(K - B) + B`: one batched product and two pads (whose
         backward passes are views).
     """
-    b = torch.matmul(kernel.flatten(1, 3), projector).view(kernel.shape)
+    b = torch.bmm(kernel.flatten(1, 3), projector).view(kernel.shape)
     before = [0, 0] * (5 - axis)  # F.pad lists (left, right) widths from the last axis backwards
     early, late = before[:-2] + [1, 0], before[:-2] + [0, 1]
     return F.pad(kernel - b, early) + F.pad(b, late)
@@ -173,11 +173,15 @@ class _KernelPlan:
         return torch.stack(slots).reshape(self.count * self.rows, self.cols)
 
     def _bases(self, q: Tensor) -> Tensor:
-        """The ``(bases, r, c)`` matrices :math:`U^\top` on the diagonals of the basis slots."""
+        """The ``(bases, r, c)`` matrices :math:`U^\top` on the diagonals of the basis slots
+        (one strided view of the contiguous ``q``: block ``i`` of a slot starts ``i`` rows of
+        blocks down and ``i`` blocks right)."""
         j, r, c = self.per_slot, self.rank, self.block_channels
-        diag = q[self.groups:, :j * r, :j * c].unflatten(2, (j, c)).unflatten(1, (j, r))
-        diag = torch.diagonal(diag, dim1=1, dim2=3)  # (slots, r, c, j)
-        return diag.permute(0, 3, 1, 2).reshape(-1, r, c)[:self.bases]
+        slots, size = self.count - self.groups, self.rows * self.cols
+        diag = q.as_strided((slots, j, r, c), (size, r * self.cols + c, self.cols, 1),
+                            q.storage_offset() + self.groups * size)
+        bases = diag.reshape(slots * j, r, c)
+        return bases if slots * j == self.bases else bases[:self.bases]
 
     def compose(self, packed: Tensor) -> Tensor:
         """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors.
@@ -188,9 +192,9 @@ class _KernelPlan:
         :math:`R^\top` is read as ``(1, 1, c_in, c_out)`` directly. The final kernel is permuted
         once to the ``conv2d`` layout.
         """
-        q = packed.view(self.count, self.rows, self.cols)
+        q = packed.contiguous().view(self.count, self.rows, self.cols)
         m, n = _wide(self.r_shape)
-        r = q[:self.groups, :m, :n]
+        r = q[:self.groups] if (m, n) == (self.rows, self.cols) else q[:self.groups, :m, :n]
         e1, e2 = self.extent
         if self.side == "out":  # R is tall (c_out_g > c_in_g) and stored as R^T: (c_in, c_out)
             kernel = r.reshape(self.groups, 1, 1, self.in_g, self.out_g)
@@ -203,7 +207,7 @@ class _KernelPlan:
         if self.axes:
             kernel = kernel.contiguous()
             ut = self._bases(q)  # U^T, (blocks * g, r, c)
-            projectors = torch.matmul(ut.mT, ut).view(len(self.axes), self.groups, *ut.shape[-1:] * 2)
+            projectors = torch.bmm(ut.mT, ut).view(len(self.axes), self.groups, *ut.shape[-1:] * 2)
             for projector, axis in zip(projectors.unbind(0), self.axes):
                 kernel = compose_projector_block(kernel, projector, axis)
         kernel = kernel.permute(back).contiguous()  # conv2d is slow on a permuted weight
