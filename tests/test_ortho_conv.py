@@ -234,6 +234,31 @@ def test_kernel_has_the_requested_shape_and_even_kernels_work():
     assert sv.min() >= 1 - LOWER and sv.max() <= 1 + UPPER
 
 
+def test_packed_factors_are_each_orthonormal_with_several_bases_per_slot():
+    """3 -> 7, 6x6 stride 2 packs its 8 projector bases 3 per slot (the last slot holds 2 and a
+    larger identity block). Read straight from the packed tensor after Adam steps, every
+    factor has orthonormal rows (singular values by numpy), and the layer is exactly
+    orthogonal with circular padding."""
+    torch.manual_seed(0)
+    layer = lipot.OrthoConv2d(3, 7, 6, stride=2, padding=2, padding_mode="circular")
+    plan = layer.parametrizations.weight[0].plan
+    assert (plan.bases, plan.per_slot) == (8, 3)
+    x = torch.randn(3, 3, 8, 8)
+    train_steps(layer, x, steps=4, lr=0.05)
+    layer(x)  # the training forward re-projects the packed factors in place
+    slots = layer.parametrizations.weight.original.detach().double().view(plan.count, plan.rows, plan.cols)
+    r, c = plan.rank, plan.block_channels
+    blocks = [slots[0, :7, :12]]  # R (7 x 3*2*2, wide)
+    for f in range(plan.bases):
+        s, i = divmod(f, plan.per_slot)
+        blocks.append(slots[1 + s, i * r:(i + 1) * r, i * c:(i + 1) * c])
+    for block in blocks:
+        sv = np.linalg.svd(block.numpy(), compute_uv=False)
+        assert np.abs(sv - 1).max() < 1e-5
+    sv = singular_values_np(jacobian_matrix(layer.eval(), torch.randn(1, 3, 8, 8)))
+    assert sv.min() >= 1 - LOWER and sv.max() <= 1 + UPPER
+
+
 # ------------------------------------------------------------------ integration with lipot
 
 
