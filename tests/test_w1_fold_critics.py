@@ -12,6 +12,8 @@ from lipot.functional import group_sort_norm, pair_norm
 from lipot.losses import weighted_kr
 from lipot.nn import GroupSortNorm, StackedSpectralLinear
 from lipot.wasserstein import StackedDenseCritic
+from lipot.wasserstein.fitting import train_fold_critics
+from lipot.wasserstein.folds import FoldPlan
 
 
 def _batches(steps: int, d: int, b: int, k: int, seed: int = 0):
@@ -140,3 +142,22 @@ def test_values_beyond_float32_are_refused():
     loader = torch.utils.data.DataLoader(torch.as_tensor(x * 1e39), batch_size=10)
     with pytest.raises(ValueError, match="Y \\(batch starting at sample 0\\)"):
         lipot.estimate_w1(torch.utils.data.DataLoader(torch.as_tensor(x), batch_size=10), loader)
+
+
+def test_networks_race_the_linear_critic():
+    """On a pure shift the linear critic is optimal: each fold's network, unable to pass the
+    linear critic's selection KR, stops after ``patience`` epochs and the estimate is the
+    linear one (computed alone). On scaled copies (equal means, the linear critic is ~0) the
+    networks pass it at once and keep training."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 4))
+    y = rng.normal(size=(1200, 4)) + np.array([1.5, 0, 0, 0])
+    est = lipot.estimate_w1(x, y, seed=0, folds=3, patience=3)
+    assert est.selected == ("linear",) * 3
+    assert max(h.get("epoch", 0) for h in est.history) == 3
+    assert est.value == pytest.approx(lipot.estimate_w1(x, y, critic="linear", seed=0, folds=3).value, abs=1e-12)
+    scaled = lipot.estimate_w1(x, 1.5 * rng.normal(size=(1200, 4)), seed=0, folds=3, patience=3, epochs=12)
+    assert scaled.selected == ("gnp",) * 3
+    assert max(h.get("epoch", 0) for h in scaled.history) > 3
+    with pytest.raises(ValueError, match="rivals must hold one value per critic"):
+        train_fold_critics(None, None, None, FoldPlan(2, (0.3, 0.15)), None, seed=0, rivals=[0.0])

@@ -21,7 +21,10 @@ with the larger KR value on the selection part is kept:
 * a GNP network (:func:`lipot.models.dense_critic` for vectors, :func:`lipot.models.conv_critic`
   for square images), trained with Adam on the training part and early-stopped on the
   selection part. The K fold networks of the dense critic train **together**, as one stacked
-  network (:mod:`lipot.wasserstein.fitting`). Inputs are centered on the pooled mean in float64
+  network (:mod:`lipot.wasserstein.fitting`). The two candidates *race*: a fold's network
+  whose smoothed selection KR has not risen above the linear critic's within ``patience``
+  epochs stops there (on a pure shift, where the linear critic is optimal, the network would
+  otherwise train to its own plateau only to lose the selection). Inputs are centered on the pooled mean in float64
   (:mod:`lipot.wasserstein.sources`) and rescaled by one scalar :math:`s` per fold (RMS distance
   to the mean of the training part): :math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when
   :math:`f` is.
@@ -243,9 +246,11 @@ class W1Estimator:
         refit = LinearCritic(st[0].weighted_mean(fit) - st[1].weighted_mean(fit))
         return sel, refit.to(self.device)
 
-    def _networks(self, sx, sy, plan: FoldPlan, stats: list[Stats]) -> tuple[list[float], list[nn.Module], list]:
+    def _networks(self, sx, sy, plan: FoldPlan, stats: list[Stats],
+                  rivals: list[float] | None = None) -> tuple[list[float], list[nn.Module], list]:
         """Train the K fold networks together; returns their best selection KRs, the critics
-        (``ScaledCritic``, one per fold) and the history."""
+        (``ScaledCritic``, one per fold) and the history. ``rivals``: the linear critics'
+        selection KRs, which each network must beat within ``patience`` epochs to go on."""
         scales = [input_scale(*stats, plan.masks(k)["train"]) for k in range(plan.folds)]
         n_train = int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
         base = self.critic if isinstance(self.critic, nn.Module) else None
@@ -257,7 +262,7 @@ class W1Estimator:
         with tqdm(total=self.epochs, desc=f"W1 critics ({plan.folds} folds)", unit="epoch", disable=disable,
                   leave=False) as bar:
             best, history = train_fold_critics(critics, sx, sy, plan, schedule, seed=self.seed,
-                                               distributed=self.distributed, bar=bar)
+                                               distributed=self.distributed, bar=bar, rivals=rivals)
         return best, [critics.member(k) for k in range(plan.folds)], history
 
     def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
@@ -286,7 +291,8 @@ class W1Estimator:
                 candidates[k].append((sel, "linear", lin))
                 history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
         if self.critic != "linear":
-            best, nets, hist = self._networks(sx, sy, plan, stats)
+            rivals = [c[0][0] for c in candidates] if self.critic is None else None
+            best, nets, hist = self._networks(sx, sy, plan, stats, rivals)
             name = "custom" if isinstance(self.critic, nn.Module) else "gnp"
             for k in range(plan.folds):
                 candidates[k].append((best[k], name, nets[k]))

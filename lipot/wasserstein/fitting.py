@@ -18,7 +18,9 @@ After every epoch (a pass over the training samples, repeated to at least ``min_
 steps) each critic's KR value on its selection part is measured. Per critic, the best value so
 far is kept as a snapshot (model selection), and the critic stops (its snapshot is restored and
 it no longer moves) once an exponential moving average of its selection values has not improved
-for ``patience`` epochs; training ends when every critic has stopped or after ``epochs``. The
+for ``patience`` epochs (with a *rival*, e.g. the closed-form linear critic, the average must
+also rise above the rival's selection value: it starts as the best to beat); training ends when
+every critic has stopped or after ``epochs``. The
 learning rate is halved whenever the sum of the active critics' averaged selection values has
 not improved for ``lr_patience`` epochs (``ReduceLROnPlateau``): the large early steps find the
 shape of the critic fast, the small late ones sharpen it (on the 8-ring vs 5x5-grid mixture,
@@ -99,12 +101,16 @@ def _batch_kr(model: nn.Module, xb, yb, ax: Tensor, ay: Tensor, distributed: boo
 
 class _Selection:
     """Per-critic model selection and stopping: best raw selection KR (snapshot) and the
-    patience counter on its exponential moving average."""
+    patience counter on its exponential moving average. ``rivals``: per critic, the selection
+    KR of the alternative it competes with (the closed-form linear critic); the moving average
+    must rise above it, so a network that cannot beat the rival stops after ``patience``
+    epochs instead of training to its own plateau."""
 
-    def __init__(self, members: int, patience: int, smoothing: float) -> None:
+    def __init__(self, members: int, patience: int, smoothing: float,
+                 rivals: list[float] | None = None) -> None:
         self.best = [-math.inf] * members
         self.smooth = [None] * members
-        self.best_smooth = [-math.inf] * members
+        self.best_smooth = list(rivals) if rivals is not None else [-math.inf] * members
         self.stale = [0] * members
         self.active = [True] * members
         self.state: list[dict | None] = [None] * members
@@ -126,14 +132,19 @@ class _Selection:
 
 
 def train_fold_critics(critics: nn.Module, sx, sy, plan: FoldPlan, schedule: Schedule, *, seed: int,
-                       distributed: bool = False, bar=None) -> tuple[list[float], list[dict]]:
+                       distributed: bool = False, bar=None,
+                       rivals: list[float] | None = None) -> tuple[list[float], list[dict]]:
     """Train the K fold critics of ``critics`` (a module ``(B, *shape) -> (K, B)`` with
     ``fold_state`` / ``load_fold_state``; see :mod:`lipot.wasserstein.critics`) together.
 
     Returns the best selection KR of every critic (each critic is left at its best state) and
     the history (one record per critic and epoch). ``bar``: a tqdm bar advanced once per epoch.
+    ``rivals``: per critic, the selection KR its smoothed value must exceed within ``patience``
+    epochs to keep training (see :class:`_Selection`); ``None``: no rival.
     """
     members = plan.folds
+    if rivals is not None and len(rivals) != members:
+        raise ValueError(f"rivals must hold one value per critic ({members}), got {len(rivals)}")
     train_rows = plan.stacked("train").to(sx.device, torch.float32)
     selection = plan.stacked("selection")
     union, sel_union = plan.union("train"), plan.union("selection")
@@ -141,7 +152,7 @@ def train_fold_critics(critics: nn.Module, sx, sy, plan: FoldPlan, schedule: Sch
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=schedule.lr_patience)
     model = _dist.wrap_ddp(critics, sx.device) if distributed else critics
     gen = torch.Generator().manual_seed(seed)
-    track = _Selection(members, schedule.patience, schedule.smoothing)
+    track = _Selection(members, schedule.patience, schedule.smoothing, rivals)
     history: list[dict] = []
     for epoch in range(schedule.epochs):
         critics.train()
