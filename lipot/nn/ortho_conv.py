@@ -173,15 +173,13 @@ class _KernelPlan:
         return torch.stack(slots).reshape(self.count * self.rows, self.cols)
 
     def _bases(self, q: Tensor) -> Tensor:
-        """The ``(bases, r, c)`` matrices :math:`U^\top` on the diagonals of the basis slots
-        (one strided view of the contiguous ``q``: block ``i`` of a slot starts ``i`` rows of
-        blocks down and ``i`` blocks right)."""
+        """The ``(bases, r, c)`` matrices :math:`U^\top` on the diagonals of the basis slots:
+        the top-left ``(j r, j c)`` corner of a slot viewed as ``(j, r, j, c)``, whose diagonal
+        over the two ``j`` axes holds the ``j`` blocks."""
         j, r, c = self.per_slot, self.rank, self.block_channels
-        slots, size = self.count - self.groups, self.rows * self.cols
-        diag = q.as_strided((slots, j, r, c), (size, r * self.cols + c, self.cols, 1),
-                            q.storage_offset() + self.groups * size)
-        bases = diag.reshape(slots * j, r, c)
-        return bases if slots * j == self.bases else bases[:self.bases]
+        diag = q[self.groups:, :j * r, :j * c].unflatten(2, (j, c)).unflatten(1, (j, r))
+        bases = torch.diagonal(diag, dim1=1, dim2=3).permute(0, 3, 1, 2).reshape(-1, r, c)
+        return bases if bases.shape[0] == self.bases else bases[:self.bases]
 
     def compose(self, packed: Tensor) -> Tensor:
         """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors.
