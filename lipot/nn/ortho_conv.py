@@ -179,7 +179,7 @@ class _KernelPlan:
         j, r, c = self.per_slot, self.rank, self.block_channels
         diag = q[self.groups:, :j * r, :j * c].unflatten(2, (j, c)).unflatten(1, (j, r))
         bases = torch.diagonal(diag, dim1=1, dim2=3).permute(0, 3, 1, 2).reshape(-1, r, c)
-        return bases if bases.shape[0] == self.bases else bases[:self.bases]
+        return bases[:self.bases]
 
     def compose(self, packed: Tensor) -> Tensor:
         """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors.
@@ -190,9 +190,9 @@ class _KernelPlan:
         :math:`R^\top` is read as ``(1, 1, c_in, c_out)`` directly. The final kernel is permuted
         once to the ``conv2d`` layout.
         """
-        q = packed.contiguous().view(self.count, self.rows, self.cols)
+        q = packed.view(self.count, self.rows, self.cols)
         m, n = _wide(self.r_shape)
-        r = q[:self.groups] if (m, n) == (self.rows, self.cols) else q[:self.groups, :m, :n]
+        r = q[:self.groups, :m, :n]
         e1, e2 = self.extent
         if self.side == "out":  # R is tall (c_out_g > c_in_g) and stored as R^T: (c_in, c_out)
             kernel = r.reshape(self.groups, 1, 1, self.in_g, self.out_g)

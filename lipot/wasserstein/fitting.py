@@ -20,8 +20,7 @@ far is kept as a snapshot (model selection), and the critic stops (its snapshot 
 it no longer moves) once an exponential moving average of its selection values has not improved
 for ``patience`` epochs (with a *rival*, e.g. the closed-form linear critic, the average must
 also rise above the rival's selection value: it starts as the best to beat); training ends when
-every critic has stopped or after ``epochs``. The
-learning rate is halved whenever the sum of the active critics' averaged selection values has
+every critic has stopped or after ``epochs``. The learning rate is halved whenever the sum of the active critics' averaged selection values has
 not improved for ``lr_patience`` epochs (``ReduceLROnPlateau``): the large early steps find the
 shape of the critic fast, the small late ones sharpen it (on the 8-ring vs 5x5-grid mixture,
 n = 5000, with patience 10: from -3.3 % to -2.5 % of exact OT).
