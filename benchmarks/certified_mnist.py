@@ -12,7 +12,8 @@ Run (2-core CPU, 90 minutes of training)::
     python benchmarks/certified_mnist.py --recipe emma --minutes 90 --epochs 60 \
         --data-root ../shared/data/mnist --out runs/certified-mnist
 
-Run it again with the same arguments to resume (a larger --minutes continues the same run). The
+``--plot-only --out DIR`` redraws the plot from the CSVs in DIR (copy several runs' CSVs into one
+folder to compare them). Run it again with the same arguments to resume (a larger --minutes continues the same run). The
 checkpoint works with ``lipot certify`` and ``lipot audit``.
 """
 
@@ -77,15 +78,25 @@ def _plot(folder: Path, eps: float) -> Path | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", choices=RECIPES, required=True)
+    p.add_argument("--recipe", choices=RECIPES, help="required unless --plot-only")
     p.add_argument("--minutes", type=float, default=90.0, help="training budget (minutes, validation excluded)")
     p.add_argument("--epochs", type=int, default=60, help="length of the LR decay and radius ramp")
     p.add_argument("--eps", type=float, default=1.58, help="radius to certify (and to train for)")
     p.add_argument("--conv", default=lipot.models.DEFAULT_CONV, choices=sorted(lipot.models.CONV_LAYERS))
-    p.add_argument("--data-root", required=True, help="folder with the four MNIST IDX files")
+    p.add_argument("--data-root", help="folder with the four MNIST IDX files (required unless --plot-only)")
     p.add_argument("--out", default="runs/certified-mnist", help="folder for checkpoint, CSV and plot")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot-only", action="store_true",
+                   help="only redraw the plot from the CSVs in --out (one line per CSV, labelled by its file name)")
     args = p.parse_args()
+    if args.plot_only:
+        plot = _plot(Path(args.out), args.eps)
+        if plot is not None:
+            print(f"plot: {plot}")
+        return
+    for name in ("recipe", "data_root"):
+        if getattr(args, name) is None:
+            p.error(f"--{name.replace('_', '-')} is required (unless --plot-only)")
 
     torch.manual_seed(args.seed)
     folder = Path(args.out)
