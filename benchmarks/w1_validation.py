@@ -8,11 +8,14 @@ is not 1-Lipschitz).
 
     python benchmarks/w1_validation.py                       # every case (CPU: ~1 h)
     python benchmarks/w1_validation.py --only shift diracs   # a subset
+    python benchmarks/w1_validation.py --only scaled --set patience=12 hidden=256,256,256
+                                                             # other estimator settings
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 import sys
@@ -73,14 +76,19 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=["shift", "diracs", "scaled", "moons", "mixtures", "mnist"])
     parser.add_argument("--epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", type=setting,
+                        help="other W1Estimator keyword arguments, e.g. patience=12 hidden=256,256,256")
     args = parser.parse_args()
+    settings = dict(args.set, **({"epochs": args.epochs} if args.epochs else {}))
+    if settings:
+        print(f"W1Estimator settings: {settings}")
     print("| case | n per side | truth | estimate ± stderr (95 % CI) | exact_w1 on the sample | "
           "critic KR on the sample ≤ exact | selected | time |")
     print("|---|---|---|---|---|---|---|---|")
     violations = 0
     for name, x, y, truth in cases(args.only):
         t0 = time.perf_counter()
-        est = lipot.W1Estimator(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {})).fit(x, y)
+        est = lipot.W1Estimator(seed=args.seed, **settings).fit(x, y)
         res, seconds = est.result_, time.perf_counter() - t0
         exact = exact_w1(x, y) if x.shape[0] * y.shape[0] <= lipot.ot.DEFAULT_MAX_PAIRS else math.nan
         whole = est.evaluate(x, y).value
@@ -98,6 +106,18 @@ def main() -> None:
         if name.startswith("MNIST"):
             plugin(x, y, args.seed)
     print(f"\nsoundness violations: {violations}")
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` -> ``(NAME, VALUE)``, the value read as a Python literal (``256,256`` is a
+    tuple, ``1e-3`` a float)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError) as e:
+        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a Python literal") from e
 
 
 def plugin(x, y, seed: int) -> None:
