@@ -12,9 +12,9 @@ Run (2-core CPU, 90 minutes of training)::
     python benchmarks/certified_mnist.py --recipe emma --minutes 90 --epochs 60 \
         --data-root ../shared/data/mnist --out runs/certified-mnist
 
-``--plot-only --out DIR`` redraws the plot from the CSVs in DIR (copy several runs' CSVs into one
-folder to compare them). Run it again with the same arguments to resume (a larger --minutes continues the same run). The
-checkpoint works with ``lipot certify`` and ``lipot audit``.
+Run it again with the same arguments to resume (a larger --minutes continues the same run). The
+checkpoint works with ``lipot certify`` and ``lipot audit``. ``--plot-only --out DIR`` redraws
+the plot from the CSVs in DIR (copy several runs' CSVs into one folder to compare them).
 """
 
 from __future__ import annotations

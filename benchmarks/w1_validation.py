@@ -81,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = dict(args.set, **({"epochs": args.epochs} if args.epochs else {}))
     if settings:
+        lipot.W1Estimator(seed=args.seed, **settings)  # a wrong name or value fails here, before any case
         print(f"W1Estimator settings: {settings}")
     print("| case | n per side | truth | estimate ± stderr (95 % CI) | exact_w1 on the sample | "
           "critic KR on the sample ≤ exact | selected | time |")

@@ -25,8 +25,8 @@ with the larger KR value on the selection part is kept:
   whose smoothed selection KR has not risen above the linear critic's within ``patience``
   epochs stops there (on a pure shift, where the linear critic is optimal, the network would
   otherwise train to its own plateau only to lose the selection). Inputs are centered on the
-  pooled mean in float64 (:mod:`lipot.wasserstein.sources`) and rescaled by one scalar :math:`s` per fold (RMS distance
-  to the mean of the training part): :math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when
+  pooled mean in float64 (:mod:`lipot.wasserstein.sources`) and rescaled by one scalar
+  :math:`s` per fold (RMS distance to the mean of the training part): :math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when
   :math:`f` is.
 
 References: Arjovsky, Chintala & Bottou, arXiv:1701.07875; Anil, Lucas & Grosse,

@@ -20,9 +20,10 @@ far is kept as a snapshot (model selection), and the critic stops (its snapshot 
 it no longer moves) once an exponential moving average of its selection values has not improved
 for ``patience`` epochs (with a *rival*, e.g. the closed-form linear critic, the average must
 also rise above the rival's selection value: it starts as the best to beat); training ends when
-every critic has stopped or after ``epochs``. The learning rate is halved whenever the sum of the active critics' averaged selection values has
-not improved for ``lr_patience`` epochs (``ReduceLROnPlateau``): the large early steps find the
-shape of the critic fast, the small late ones sharpen it (on the 8-ring vs 5x5-grid mixture,
+every critic has stopped or after ``epochs``. The learning rate is halved whenever the sum of
+the active critics' averaged selection values has not improved for ``lr_patience`` epochs
+(``ReduceLROnPlateau``): the large early steps find the shape of the critic fast, the small
+late ones sharpen it (on the 8-ring vs 5x5-grid mixture,
 n = 5000, with patience 10: from -3.3 % to -2.5 % of exact OT).
 """
 
@@ -87,9 +88,9 @@ def _pairs(sx, sy, mask: Tensor, batch_size: int, gen: torch.Generator, distribu
 
 
 def _batch_kr(model: nn.Module, xb, yb, ax: Tensor, ay: Tensor, distributed: bool) -> Tensor:
-    """The K critics' KR values on a pair of batches (one forward pass for both). Distributed: this rank's share of the KR
-    value of the union of the ranks' batches (global weight sums), times ``world_size`` (DDP
-    averages the gradients)."""
+    """The K critics' KR values on a pair of batches (one forward pass for both). Distributed:
+    this rank's share of the KR value of the union of the ranks' batches (global weight sums),
+    times ``world_size`` (DDP averages the gradients)."""
     f = model(torch.cat([xb, yb]))  # one forward: the weights are normalized once per step
     n = xb.shape[0]
     if not distributed:
