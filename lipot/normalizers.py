@@ -55,7 +55,9 @@ __all__ = [
     "operator_power_iteration",
     "check_bjorck_beta",
     "bjorck_orthonormalize",
+    "bjorck_near_orthonormal",
     "polar_tangent",
+    "polar_tangent_vjp",
     "frobenius_normalize",
     "aol_normalize",
     "spectral_normalize",
@@ -268,9 +270,9 @@ def _gram_deviation(gram: Tensor) -> Tensor:
 
     The Frobenius norm of :math:`G - I` (a guaranteed upper bound) for Gram matrices up to
     ``_SMALL_GRAM``; above, the minimum of it, the infinity norm (also an upper bound) and 1.1
-    times a four-step power-iteration estimate started from the largest row. Used only to
-    decide when to stop iterating: it affects how close to 1 the singular values get, never the
-    upper bound.
+    times a four-step power-iteration estimate started from the largest row. Used to decide
+    when to stop iterating: it affects how close to 1 the singular values get, never the upper
+    bound (the Frobenius norm, a guaranteed bound, may also certify the starting spectrum).
     """
     e = gram.detach() - _identity_like(gram)
     frob = e.flatten(-2).norm(dim=-1)
@@ -297,6 +299,65 @@ def _sigma_deviation(gram_dev: float) -> float:
     return 1.0 - math.sqrt(1.0 - gram_dev)
 
 
+def _planned_steps(gram_dev: float, eps: float, maxiter: int) -> int | None:
+    r"""The number of Björck steps that provably brings every singular value within ``eps``
+    of 1, given ``gram_dev`` :math:`\ge \max_i |\sigma_i^2 - 1|`; ``None`` if the bound does not
+    get there within ``maxiter`` steps.
+
+    Every :math:`\sigma` lies in :math:`[1 - l, 1 + h]` with :math:`l = 1 - \sqrt{1 - e}` and
+    :math:`h = \sqrt{1 + e} - 1`. A step maps :math:`1 - \sigma` to
+    :math:`\tfrac12 (1 - \sigma)^2 (\sigma + 2) \ge 0`, decreasing in :math:`\sigma` below 1
+    and increasing above, so after it every :math:`\sigma \le 1` and the deviation is at most
+    :math:`d_1 = \max(\tfrac12 l^2 (3 - l), \tfrac12 h^2 (3 + h))`, then
+    :math:`d_{t+1} = \tfrac12 d_t^2 (3 - d_t)`.
+    """
+    if not gram_dev < 1.0:
+        return None
+    low, high = 1.0 - math.sqrt(1.0 - gram_dev), math.sqrt(1.0 + gram_dev) - 1.0
+    dev = max(0.5 * low * low * (3.0 - low), 0.5 * high * high * (3.0 + high))
+    steps = 1
+    while dev > eps:
+        if steps >= maxiter or dev >= 1.0:
+            return None
+        dev, steps = 0.5 * dev * dev * (3.0 - dev), steps + 1
+    return steps
+
+
+def _bjorck_steps(w: Tensor, gram: Tensor, steps: int) -> Tensor:
+    """``steps`` Björck steps with no test in between (``gram`` is that of ``w``)."""
+    for i in range(steps):
+        if i > 0:
+            gram = _gram(w)
+        w = _bjorck_step(w, gram)
+    return w
+
+
+def bjorck_near_orthonormal(
+    weight: Tensor, eps: float = DEFAULT_EPS_BJORCK, maxiter: int = DEFAULT_MAXITER_BJORCK
+) -> tuple[Tensor, int] | None:
+    r"""Björck orthonormalization of a matrix known to be near orthonormal (e.g. a weight
+    re-projected before its last optimizer update), with no estimate between steps.
+
+    The Frobenius distance :math:`e = \lVert W^\top W - I\rVert_F` (smaller Gram matrix)
+    bounds every :math:`|\sigma^2 - 1|`. When :math:`e < 1`, :math:`\sigma_{max}^2 < 2 < 3`
+    certifies the starting spectrum (no rescaling), and :func:`_planned_steps` fixes in advance
+    the number of steps :math:`\tfrac32 W - \tfrac12 W W^\top W` that bring every singular
+    value within ``eps`` of 1; they run without any test. The output has
+    :math:`\sigma_{max} \le 1` up to rounding, as for :func:`bjorck_orthonormalize`.
+
+    Returns:
+        ``(orthonormalized weight, steps)``, or ``None`` (after one Gram product and one norm)
+        when the matrix is not that close, its Gram matrix is wider than ``_SMALL_GRAM``
+        (where the Frobenius norm is too loose a bound), it holds NaN/Inf, or data-dependent
+        control flow is impossible (:func:`_static`): use :func:`bjorck_orthonormalize` then.
+    """
+    if _static(weight) or min(weight.shape[-2:]) > _SMALL_GRAM:
+        return None
+    gram = _gram(weight)
+    steps = _planned_steps(float(_gram_deviation(gram)), eps, maxiter)
+    return None if steps is None else (_bjorck_steps(weight, gram, steps), steps)
+
+
 def bjorck_orthonormalize(
     weight: Tensor,
     eps: float = DEFAULT_EPS_BJORCK,
@@ -317,7 +378,8 @@ def bjorck_orthonormalize(
     Iteration stops once the estimated :math:`\max|\sigma-1|` is below ``eps`` (or predicted to
     be after the next step, which is then taken), after at least one step, or after ``maxiter``
     steps. Scale the input so that its singular values are near 1 first (spectral
-    normalization) for fast convergence.
+    normalization) for fast convergence; for a matrix already near orthonormal,
+    :func:`bjorck_near_orthonormal` needs fewer operations.
 
     Args:
         weight: ``(m, n)`` or ``(..., m, n)``; tall matrices get orthonormal columns, wide ones
@@ -341,10 +403,7 @@ def bjorck_orthonormalize(
     w, gram = _certified_prescale(w, gram)  # (also raises on NaN/Inf in eager mode)
     steps, converged = 0, False
     if fixed_iterations is not None:
-        for i in range(fixed_iterations):
-            if i > 0:
-                gram = _gram(w)
-            w = _bjorck_step(w, gram)
+        w = _bjorck_steps(w, gram, fixed_iterations)
         steps = fixed_iterations
     else:
         # The deviation of the current Gram matrix predicts the next step's (1 - sigma ->
@@ -371,15 +430,23 @@ def bjorck_orthonormalize(
     return w
 
 
-def _polar_tangent_map(q: Tensor, d: Tensor) -> Tensor:
+def polar_tangent_vjp(q: Tensor, d: Tensor) -> Tensor:
     """``d - 1/2 Q (Q^T d + d^T Q)`` (tall ``q``) or ``d - 1/2 (d Q^T + Q d^T) Q`` (wide): the
     derivative of the polar factor at an orthonormal ``q``, applied to ``d``. The map is
-    self-adjoint, so it is both the JVP and the VJP."""
+    self-adjoint, so it is both the JVP and the VJP (the backward pass of
+    :func:`polar_tangent`, for code that writes its own backward through a polar factor)."""
     if q.shape[-2] >= q.shape[-1]:
         s = q.mT @ d
-        return d - 0.5 * (q @ (s + s.mT))
+        return _subtract_half_product(d, q, s + s.mT)
     s = d @ q.mT
-    return d - 0.5 * ((s + s.mT) @ q)
+    return _subtract_half_product(d, s + s.mT, q)
+
+
+def _subtract_half_product(d: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``d - a b / 2``, in one fused product when the shapes allow it."""
+    if d.dim() == 3 and a.dim() == 3 and b.dim() == 3:
+        return torch.baddbmm(d, a, b, alpha=-0.5)
+    return d - 0.5 * (a @ b)
 
 
 class _PolarTangent(torch.autograd.Function):
@@ -402,12 +469,12 @@ class _PolarTangent(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
         (q,) = ctx.saved_tensors
-        return _polar_tangent_map(q, grad)
+        return polar_tangent_vjp(q, grad)
 
     @staticmethod
     def jvp(ctx, tangent: Tensor) -> Tensor:  # type: ignore[override]
         (q,) = ctx.saved_tensors
-        return _polar_tangent_map(q, tangent)
+        return polar_tangent_vjp(q, tangent)
 
 
 def polar_tangent(q: Tensor) -> Tensor:

@@ -135,6 +135,70 @@ def test_polar_tangent_gradient_is_the_polar_derivative(shape):
     assert torch.equal(N.polar_tangent(torch.tensor(q)), torch.tensor(q))
 
 
+@pytest.mark.parametrize("shape", [(6, 6), (9, 4), (4, 9)])
+def test_polar_tangent_vjp_is_the_polar_derivative(shape):
+    """The public VJP (used by hand-written backward passes) against finite differences of the
+    exact polar factor, batched and unbatched."""
+    rng = np.random.default_rng(1)
+    q = np.stack([exact_polar(rng.standard_normal(shape)) for _ in range(2)])
+    g, e = rng.standard_normal(q.shape), rng.standard_normal(q.shape)
+    h = 1e-6
+    for i in range(2):
+        directional = ((exact_polar(q[i] + h * e[i]) - exact_polar(q[i] - h * e[i])) / (2 * h) * g[i]).sum()
+        single = N.polar_tangent_vjp(torch.tensor(q[i]), torch.tensor(g[i])).numpy()
+        assert (single * e[i]).sum() == pytest.approx(directional, rel=1e-6, abs=1e-8)
+    batched = N.polar_tangent_vjp(torch.tensor(q), torch.tensor(g)).numpy()
+    unbatched = [N.polar_tangent_vjp(torch.tensor(q[i]), torch.tensor(g[i])).numpy() for i in range(2)]
+    np.testing.assert_allclose(batched, np.stack(unbatched), rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(e=st.floats(1e-6, 0.999), eps=st.sampled_from([1e-3, 1e-6, 1e-9]))
+def test_planned_bjorck_steps_bound_every_singular_value(e, eps):
+    """The plan from max |sigma^2 - 1| <= e, checked by iterating the scalar Björck map on a
+    fine grid of the whole interval (independent of the plan's closed-form bound)."""
+    steps = N._planned_steps(e, eps, maxiter=50)
+    sigma = np.sqrt(np.linspace(1 - e, 1 + e, 20001))
+    for _ in range(steps or 50):
+        sigma = 1.5 * sigma - 0.5 * sigma**3
+    if steps is not None:
+        assert np.abs(sigma - 1).max() <= eps * (1 + 1e-9) + 1e-15
+        assert sigma.max() <= 1 + 1e-15
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 128), (50, 20), (8, 8)])
+@pytest.mark.parametrize("scale", [1e-4, 1e-2, 0.05])
+def test_bjorck_near_orthonormal_converges_and_stays_below_one(shape, scale):
+    """An orthonormal matrix plus a small update: singular values by numpy SVD within eps of
+    1 and never above, in float32 and float64."""
+    gen = torch.Generator().manual_seed(0)
+    q = torch.linalg.qr(torch.randn(*shape[:-2], max(shape[-2:]), min(shape[-2:]), generator=gen,
+                                    dtype=torch.float64)).Q
+    q = q if shape[-2] >= shape[-1] else q.mT
+    w = q + scale / math.sqrt(max(shape[-2:])) * torch.randn(shape, generator=gen, dtype=torch.float64)
+    for dtype, eps, tol in [(torch.float64, 1e-9, 1e-12), (torch.float32, 1e-6, 2e-6)]:
+        result = N.bjorck_near_orthonormal(w.to(dtype), eps=eps, maxiter=20)
+        assert result is not None
+        out, steps = result
+        assert 1 <= steps <= 5
+        sv = np.linalg.svd(out.double().numpy(), compute_uv=False)
+        assert np.abs(sv - 1).max() <= eps + tol
+        assert sv.max() <= 1 + tol
+
+
+def test_bjorck_near_orthonormal_declines_what_it_cannot_certify():
+    torch.manual_seed(0)
+    assert N.bjorck_near_orthonormal(torch.randn(20, 30)) is None  # far from orthonormal
+    assert N.bjorck_near_orthonormal(2 * torch.eye(5)) is None  # sigma^2 - 1 = 3
+    nan = torch.eye(5)
+    nan[0, 0] = float("nan")
+    assert N.bjorck_near_orthonormal(nan) is None  # bjorck_orthonormalize then raises
+    with pytest.raises(ValueError, match="NaN"):
+        N.bjorck_orthonormalize(nan)
+    big = torch.linalg.qr(torch.randn(300, 300)).Q  # Gram wider than the Frobenius-bound limit
+    assert N.bjorck_near_orthonormal(big) is None
+
+
 # ---- Frobenius / spectral --------------------------------------------------------------------
 
 

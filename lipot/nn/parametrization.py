@@ -54,6 +54,7 @@ from ..normalizers import (
     DEFAULT_MAXITER_SPECTRAL,
     _static,
     aol_normalize,
+    bjorck_near_orthonormal,
     bjorck_orthonormalize,
     check_bjorck_beta,
     frobenius_normalize,
@@ -249,8 +250,9 @@ class _BjorckWeight(LipschitzWeight):
     def _prescale(self, m: Tensor, warm: bool = False) -> Tensor:
         """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6), or
         the RMS singular value alone when ``warm`` (the matrix is an orthonormal one plus one
-        optimizer update: its spectrum is already clustered around the RMS value, and the power
-        iteration would cost more, in small operations, than the Björck steps it saves).
+        optimizer update too large for :func:`lipot.normalizers.bjorck_near_orthonormal`: its
+        spectrum is still clustered around the RMS value, and the power iteration would cost
+        more, in small operations, than the Björck steps it saves).
 
         A constant for autograd (the polar factor is scale invariant); soundness does not depend
         on it, since :func:`bjorck_orthonormalize` certifies its own starting spectrum.
@@ -267,6 +269,10 @@ class _BjorckWeight(LipschitzWeight):
             return torch.maximum(rms, sigma / 1.6).clamp_min(torch.finfo(m.dtype).tiny)
 
     def _orthonormalize(self, m: Tensor, fixed_iterations: int | None = None, warm: bool = False) -> Tensor:
+        if fixed_iterations is None:  # near orthonormal: no rescaling, no test between steps
+            near = bjorck_near_orthonormal(m, self.config.eps_bjorck, self.config.maxiter_bjorck)
+            if near is not None:
+                return near[0]
         q, steps, converged = bjorck_orthonormalize(
             m / self._prescale(m, warm)[:, None, None],
             eps=self.config.eps_bjorck,
@@ -323,6 +329,25 @@ class _BjorckWeight(LipschitzWeight):
             x.copy_(q.reshape(x.shape))
             self._projected = (x._version, x.data_ptr(), x.sum())
         return True
+
+    def orthonormal_for_training(self, x: Tensor) -> Tensor | None:
+        """For a caller that writes its own backward through this normalization (the
+        orthogonal-kernel composition): in eager training mode with a gradient, project ``x``
+        in place exactly as :meth:`forward` does and return its ``(groups, m, n)`` matrix view,
+        now orthonormal to the Björck tolerance, so that the backward pass through the polar
+        factor is :func:`lipot.normalizers.polar_tangent_vjp` at that view (the scale is left
+        to the caller). ``None`` in every other case (evaluation, no gradient,
+        ``torch.compile``, ``torch.func`` transforms, a non-leaf ``x``): call the module.
+        """
+        if not (self.training and torch.is_grad_enabled() and x.requires_grad):
+            return None
+        if is_compiling() or in_functorch_transform() or is_transformed_tensor(x):
+            return None
+        with _full_precision(x):
+            check_weight_dtype(x.dtype)
+            if not self._project(x):
+                return None
+        return self._matrix(x)
 
     def _virtual_projection(self, x: Tensor) -> tuple[Tensor, bool | None]:
         """Inside a ``torch.func`` transform: the training-mode projection without writing
