@@ -35,7 +35,7 @@ from _timing import DEVICE, eval_fn, interleaved_round, medians, train_step_fn
 
 IMPLS = ["torch", "spectral", "ortho", "aol", "orthogonium"]
 CASES = {"conv64": (64, 64, 3, 1), "strided32-64": (32, 64, 3, 2), "strided32-64-k4": (32, 64, 4, 2)}
-ROUNDS = {"train": 30, "eval": 60}
+ROUNDS = {"train": 60, "eval": 60}
 INTERLEAVED_CONV_RESULTS: list[tuple[str, str, dict[str, float]]] = []
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["is_compiling", "in_functorch_transform", "is_transformed_tensor", "is_batched_tensor"]
+__all__ = ["is_compiling", "in_functorch_transform", "is_transformed_tensor", "is_batched_tensor", "is_static"]
 
 
 def is_compiling() -> bool:
@@ -47,3 +47,11 @@ def is_batched_tensor(tensor: torch.Tensor) -> bool:
             return True
         tensor = functorch.get_unwrapped(tensor)
     return False
+
+
+def is_static(tensor: torch.Tensor) -> bool:
+    """Whether data-dependent control flow on ``tensor`` is impossible: while torch.compile
+    captures, or for a tensor batched by ``vmap`` (e.g. weights batched over
+    ``stack_module_state``, whose values cannot be read on the host). The algorithms then run
+    fixed iteration counts and their conservative branches."""
+    return is_compiling() or is_batched_tensor(tensor)

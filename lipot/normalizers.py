@@ -6,37 +6,37 @@ Everything here works on a matrix ``(m, n)`` or a batch of matrices ``(..., m, n
 convolution group) and is device- and dtype-agnostic. The layers in :mod:`lipot.nn` call these
 functions through a single parametrization (:class:`lipot.nn.parametrization.LipschitzWeight`).
 
-Soundness facts used below (all singular values :math:`\sigma \ge 0`):
+Björck orthonormalization and the polar factor's derivative live in :mod:`lipot.bjorck`
+(re-exported here, with their defaults); its module docstring states the soundness facts.
 
-* A Björck step :math:`W \leftarrow (1+\beta) W - \beta W W^\top W` acts on each singular value as
-  :math:`p(\sigma) = (1+\beta)\sigma - \beta\sigma^3`. For :math:`\beta = 1/2`,
-  :math:`1 - p(\sigma) = \tfrac12(\sigma-1)^2(\sigma+2) \ge 0` and :math:`p(\sigma) \ge 0` on
-  :math:`[0, \sqrt3]`: **one step maps any spectrum inside** :math:`[0, \sqrt3]` **into**
-  :math:`[0, 1]`, so an unconverged Björck stays contractive. Every other :math:`\beta`
-  overshoots 1 for some :math:`\sigma` near 1 (:math:`\beta < 1/2`: for :math:`\sigma` slightly
-  above 1, e.g. :math:`\beta=0.25` reaches 1.076; :math:`\beta > 1/2`: already for
-  :math:`\sigma < 1`), and power iteration can only under-estimate :math:`\sigma_{max}`, so lipot
-  accepts only :math:`\beta = 1/2`.
-* :math:`\sigma_{max}(W)^2 = \lambda_{max}(W^\top W) \le \lVert W^\top W \rVert_\infty`
-  (max absolute row sum), a guaranteed bound that costs nothing once the Gram matrix is formed.
-* A successful Cholesky factorization of :math:`c^2 I - W^\top W` certifies
-  :math:`\sigma_{max}(W) \le c`.
+A successful Cholesky factorization of :math:`c^2 I - W^\top W` certifies
+:math:`\sigma_{max}(W) \le c` (used by :func:`spectral_normalize`).
 
-References: Björck & Bowie 1971; Anil, Lucas & Grosse, *Sorting out Lipschitz function
-approximation*, arXiv:1811.05381; Serrurier et al., *Achieving robustness in classification using
-optimal transport with hinge regularization*, arXiv:2006.06520.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 from . import _checks
-from ._transforms import is_batched_tensor, is_compiling
+from ._transforms import is_static as _static
+from .bjorck import (  # re-exported: the public API of lipot.normalizers
+    DEFAULT_BETA_BJORCK,
+    DEFAULT_EPS_BJORCK,
+    DEFAULT_EPS_BJORCK_ORTHO,
+    DEFAULT_MAXITER_BJORCK,
+    _check_finite,
+    _gram,
+    _identity_like,
+    bjorck_near_orthonormal,
+    bjorck_orthonormalize,
+    check_bjorck_beta,
+    polar_tangent,
+    polar_tangent_vjp,
+)
 from .conv_coefficients import (  # re-exported: the public API of lipot.normalizers
     conv_coefficient,
     conv_count_bound,
@@ -69,28 +69,6 @@ __all__ = [
 
 DEFAULT_EPS_SPECTRAL = 1e-3
 DEFAULT_MAXITER_SPECTRAL = 10
-DEFAULT_EPS_BJORCK = 1e-3
-DEFAULT_MAXITER_BJORCK = 15
-DEFAULT_BETA_BJORCK = 0.5
-DEFAULT_EPS_BJORCK_ORTHO = 1e-6
-"""Björck target for the factors of the orthogonal convolutions (:mod:`lipot.nn.ortho_conv`):
-several factors compose into one kernel, so each is made orthonormal to float32 accuracy (one
-Björck step more than ``DEFAULT_EPS_BJORCK`` near convergence) for the convolution's singular
-values to be within 1e-4 of 1."""
-
-# Spectrum ceiling certified before the first Björck step (< sqrt(3) with room for float32
-# rounding of the Gram matrix).
-_PRESCALE_CEILING = 2.9
-
-
-def _static(tensor: Tensor) -> bool:
-    """Whether data-dependent control flow on ``tensor`` is impossible: while torch.compile
-    captures, or for a tensor batched by ``vmap`` (e.g. weights batched over
-    ``stack_module_state``, whose values cannot be read on the host). The algorithms then run
-    fixed iteration counts and their conservative branches."""
-    return is_compiling() or is_batched_tensor(tensor)
-
-
 # --------------------------------------------------------------------------------------------
 # Power iteration
 # --------------------------------------------------------------------------------------------
@@ -178,318 +156,6 @@ def power_iteration(
     if squeeze:
         return sigma[0], u[0]
     return sigma, u
-
-
-# --------------------------------------------------------------------------------------------
-# Björck orthonormalization
-# --------------------------------------------------------------------------------------------
-
-
-def check_bjorck_beta(beta: float) -> float:
-    """Validate a Björck step size; only beta = 0.5 is contractive for every input lipot feeds it.
-
-    Raises:
-        ValueError: for any other value, explaining why it is unsafe.
-    """
-    beta = _checks.positive_float("beta_bjorck", beta)
-    if beta != DEFAULT_BETA_BJORCK:
-        raise ValueError(
-            f"beta_bjorck={beta} is unsafe: a non-converged Björck step with beta != 0.5 maps some "
-            "singular value near 1 above 1 (beta < 0.5 for inputs slightly above 1, which power "
-            "iteration cannot exclude; beta > 0.5 even for inputs below 1), so the layer would "
-            "not be 1-Lipschitz. Use beta_bjorck=0.5 (the default); raise maxiter_bjorck if you "
-            "need more iterations."
-        )
-    return beta
-
-
-def _gram(w: Tensor) -> Tensor:
-    """The smaller Gram matrix: W^T W for tall W, W W^T for wide W."""
-    return w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT
-
-
-def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
-    """One beta = 0.5 Björck step given the Gram matrix of ``w``: 1.5 W - 0.5 W W^T W."""
-    left, right = (w, gram) if w.shape[-2] >= w.shape[-1] else (gram, w)
-    if w.dim() == 3:
-        return torch.baddbmm(w, left, right, beta=1.5, alpha=-0.5)
-    if w.dim() == 2:
-        return torch.addmm(w, left, right, beta=1.5, alpha=-0.5)
-    return 1.5 * w - 0.5 * (left @ right)
-
-
-def _check_finite(value: Tensor | float) -> None:
-    """Raise a clear error when a weight norm is NaN/Inf (a diverged training run)."""
-    finite = math.isfinite(value) if isinstance(value, float) else bool(torch.isfinite(value).all())
-    if not finite:
-        raise ValueError(
-            "weight contains NaN or Inf values (or overflows float32): training has probably "
-            "diverged; lower the learning rate or reload a checkpoint"
-        )
-
-
-def _identity_like(gram: Tensor) -> Tensor:
-    return torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
-
-
-def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Rescale each matrix so that :math:`\sigma_{max}^2 \le 2.9 < 3`, guaranteed.
-
-    The infinity-norm of the Gram matrix bounds :math:`\sigma_{max}^2` for free; where it exceeds
-    the ceiling, a Cholesky factorization of :math:`2.9 I - G` is tried as a certificate (eager
-    mode only), and only matrices without a certificate are divided by
-    :math:`\sqrt{\lVert G\rVert_\infty / 2.9}`. In eager mode the same bound (one host read)
-    also checks that the weight is finite: it is NaN/Inf iff some Gram entry is.
-    """
-    bound = gram.abs().sum(-1).amax(-1)
-    if not _static(bound):
-        top = float(bound.detach().max())
-        _check_finite(top)
-        if top <= _PRESCALE_CEILING:
-            return w, gram
-        needs = bound > _PRESCALE_CEILING
-        certificate = torch.linalg.cholesky_ex(
-            _PRESCALE_CEILING * _identity_like(gram) - gram
-        ).info
-        needs = needs & (certificate != 0)
-    else:
-        needs = bound > _PRESCALE_CEILING
-    factor = torch.where(needs, bound / _PRESCALE_CEILING, torch.ones_like(bound))
-    w = w / factor.sqrt()[..., None, None]
-    gram = gram / factor[..., None, None]
-    return w, gram
-
-
-# Gram matrices up to this size use only the Frobenius norm to decide when to stop: an extra
-# Björck step on such a matrix costs less than a tighter estimate.
-_SMALL_GRAM = 256
-
-
-def _gram_deviation(gram: Tensor) -> Tensor:
-    r"""Estimate of :math:`\max_i |\sigma_i^2 - 1| = \lVert G - I\rVert_2` (largest over the batch).
-
-    The Frobenius norm of :math:`G - I` (a guaranteed upper bound) for Gram matrices up to
-    ``_SMALL_GRAM``; above, the minimum of it, the infinity norm (also an upper bound) and 1.1
-    times a four-step power-iteration estimate started from the largest row. Used to decide
-    when to stop iterating: it affects how close to 1 the singular values get, never the upper
-    bound (the Frobenius norm, a guaranteed bound, may also certify the starting spectrum).
-    """
-    e = gram.detach() - _identity_like(gram)
-    frob = e.flatten(-2).norm(dim=-1)
-    if e.shape[-1] <= _SMALL_GRAM:
-        return frob.amax()
-    inf = e.abs().sum(-1).amax(-1)
-    rows = e.norm(dim=-1)
-    idx = rows.argmax(-1)
-    v = torch.gather(e, -2, idx[..., None, None].expand(*e.shape[:-2], 1, e.shape[-1]))
-    v = v.squeeze(-2)
-    est = rows.amax(-1)
-    for _ in range(4):
-        v = v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
-        ev = (e @ v.unsqueeze(-1)).squeeze(-1)
-        est = ev.norm(dim=-1)
-        v = ev
-    return torch.minimum(torch.minimum(frob, inf), 1.1 * est).amax()
-
-
-def _sigma_deviation(gram_dev: float) -> float:
-    """Bound on |sigma - 1| given |sigma^2 - 1| <= gram_dev."""
-    if gram_dev >= 1.0:
-        return math.inf
-    return 1.0 - math.sqrt(1.0 - gram_dev)
-
-
-def _planned_steps(gram_dev: float, eps: float, maxiter: int) -> int | None:
-    r"""The number of Björck steps that provably brings every singular value within ``eps``
-    of 1, given ``gram_dev`` :math:`\ge \max_i |\sigma_i^2 - 1|`; ``None`` if the bound does not
-    get there within ``maxiter`` steps.
-
-    Every :math:`\sigma` lies in :math:`[1 - l, 1 + h]` with :math:`l = 1 - \sqrt{1 - e}` and
-    :math:`h = \sqrt{1 + e} - 1`. A step maps :math:`1 - \sigma` to
-    :math:`\tfrac12 (1 - \sigma)^2 (\sigma + 2) \ge 0`, decreasing in :math:`\sigma` below 1
-    and increasing above, so after it every :math:`\sigma \le 1` and the deviation is at most
-    :math:`d_1 = \max(\tfrac12 l^2 (3 - l), \tfrac12 h^2 (3 + h))`, then
-    :math:`d_{t+1} = \tfrac12 d_t^2 (3 - d_t)`.
-    """
-    if not gram_dev < 1.0:
-        return None
-    low, high = 1.0 - math.sqrt(1.0 - gram_dev), math.sqrt(1.0 + gram_dev) - 1.0
-    dev = max(0.5 * low * low * (3.0 - low), 0.5 * high * high * (3.0 + high))
-    steps = 1
-    while dev > eps:
-        if steps >= maxiter or dev >= 1.0:
-            return None
-        dev, steps = 0.5 * dev * dev * (3.0 - dev), steps + 1
-    return steps
-
-
-def _bjorck_steps(w: Tensor, gram: Tensor, steps: int) -> Tensor:
-    """``steps`` Björck steps with no test in between (``gram`` is that of ``w``)."""
-    for i in range(steps):
-        if i > 0:
-            gram = _gram(w)
-        w = _bjorck_step(w, gram)
-    return w
-
-
-def bjorck_near_orthonormal(
-    weight: Tensor, eps: float = DEFAULT_EPS_BJORCK, maxiter: int = DEFAULT_MAXITER_BJORCK
-) -> tuple[Tensor, int] | None:
-    r"""Björck orthonormalization of a matrix known to be near orthonormal (e.g. a weight
-    re-projected before its last optimizer update), with no estimate between steps.
-
-    The Frobenius distance :math:`e = \lVert W^\top W - I\rVert_F` (smaller Gram matrix)
-    bounds every :math:`|\sigma^2 - 1|`. When :math:`e < 1`, :math:`\sigma_{max}^2 < 2 < 3`
-    certifies the starting spectrum (no rescaling), and :func:`_planned_steps` fixes in advance
-    the number of steps :math:`\tfrac32 W - \tfrac12 W W^\top W` that bring every singular
-    value within ``eps`` of 1; they run without any test. The output has
-    :math:`\sigma_{max} \le 1` up to rounding, as for :func:`bjorck_orthonormalize`.
-
-    Returns:
-        ``(orthonormalized weight, steps)``, or ``None`` (after one Gram product and one norm)
-        when the matrix is not that close, its Gram matrix is wider than ``_SMALL_GRAM``
-        (where the Frobenius norm is too loose a bound), it holds NaN/Inf, or data-dependent
-        control flow is impossible (:func:`_static`): use :func:`bjorck_orthonormalize` then.
-    """
-    if _static(weight) or min(weight.shape[-2:]) > _SMALL_GRAM:
-        return None
-    gram = _gram(weight)
-    steps = _planned_steps(float(_gram_deviation(gram)), eps, maxiter)
-    return None if steps is None else (_bjorck_steps(weight, gram, steps), steps)
-
-
-def bjorck_orthonormalize(
-    weight: Tensor,
-    eps: float = DEFAULT_EPS_BJORCK,
-    maxiter: int = DEFAULT_MAXITER_BJORCK,
-    beta: float = DEFAULT_BETA_BJORCK,
-    fixed_iterations: int | None = None,
-    return_info: bool = False,
-) -> Tensor | tuple[Tensor, int, bool]:
-    r"""Björck orthonormalization with a guaranteed upper bound: the output has
-    :math:`\sigma_{max} \le 1` (up to floating-point rounding) for **any** input.
-
-    .. math::
-        W_0 = W / c, \qquad W_{t+1} = \tfrac32 W_t - \tfrac12 W_t W_t^\top W_t
-
-    where :math:`c \ge 1` is chosen from a certificate so that :math:`\sigma_{max}(W_0)^2 \le 2.9`
-    (see :func:`_certified_prescale`). Every step then keeps the spectrum in :math:`[0, 1]` and
-    drives it to 1 quadratically (:math:`1-\sigma \mapsto \tfrac12(1-\sigma)^2(\sigma+2)`).
-    Iteration stops once the estimated :math:`\max|\sigma-1|` is below ``eps`` (or predicted to
-    be after the next step, which is then taken), after at least one step, or after ``maxiter``
-    steps. Scale the input so that its singular values are near 1 first (spectral
-    normalization) for fast convergence; for a matrix already near orthonormal,
-    :func:`bjorck_near_orthonormal` needs fewer operations.
-
-    Args:
-        weight: ``(m, n)`` or ``(..., m, n)``; tall matrices get orthonormal columns, wide ones
-            orthonormal rows.
-        eps: target accuracy on the singular values.
-        maxiter: maximum number of steps.
-        beta: step size; only 0.5 is accepted (see :func:`check_bjorck_beta`).
-        fixed_iterations: run exactly this many steps with no data-dependent control flow
-            (used under ``torch.compile``).
-        return_info: also return the number of steps taken and whether the target accuracy was
-            reached (``False`` when ``maxiter`` ran out, e.g. for an ill-conditioned input: the
-            output is then still contractive, but not orthonormal).
-
-    The function is differentiable (autograd through every step). The lipot layers instead run it
-    without gradient and use :func:`polar_tangent` for the backward pass.
-    """
-    check_bjorck_beta(beta)
-    _checks.positive_int("maxiter_bjorck", maxiter)
-    w = weight
-    gram = _gram(w)
-    w, gram = _certified_prescale(w, gram)  # (also raises on NaN/Inf in eager mode)
-    steps, converged = 0, False
-    if fixed_iterations is not None:
-        w = _bjorck_steps(w, gram, fixed_iterations)
-        steps = fixed_iterations
-    else:
-        # The deviation of the current Gram matrix predicts the next step's (1 - sigma ->
-        # (1 - sigma)^2 (sigma + 2) / 2). For a large matrix it is estimated before the first
-        # step too (that may save a Gram product); for a small one, estimates cost more than
-        # the products, so the first comes after the first step.
-        dev = None if gram.shape[-1] <= _SMALL_GRAM else _sigma_deviation(float(_gram_deviation(gram)))
-        while True:
-            w = _bjorck_step(w, gram)
-            steps += 1
-            if dev is not None and 0.5 * dev * dev * (3.0 + dev) <= eps:
-                converged = True
-                break
-            if steps >= maxiter:
-                converged = _sigma_deviation(float(_gram_deviation(_gram(w)))) <= eps
-                break
-            gram = _gram(w)
-            dev = _sigma_deviation(float(_gram_deviation(gram)))
-            if dev <= eps:
-                converged = True
-                break
-    if return_info:
-        return w, steps, converged
-    return w
-
-
-def polar_tangent_vjp(q: Tensor, d: Tensor) -> Tensor:
-    """``d - 1/2 Q (Q^T d + d^T Q)`` (tall ``q``) or ``d - 1/2 (d Q^T + Q d^T) Q`` (wide): the
-    derivative of the polar factor at an orthonormal ``q``, applied to ``d``. The map is
-    self-adjoint, so it is both the JVP and the VJP (the backward pass of
-    :func:`polar_tangent`, for code that writes its own backward through a polar factor)."""
-    if q.shape[-2] >= q.shape[-1]:
-        s = q.mT @ d
-        return _subtract_half_product(d, q, s + s.mT)
-    s = d @ q.mT
-    return _subtract_half_product(d, s + s.mT, q)
-
-
-def _subtract_half_product(d: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """``d - a b / 2``, in one fused product when the shapes allow it."""
-    if d.dim() == 3 and a.dim() == 3 and b.dim() == 3:
-        return torch.baddbmm(d, a, b, alpha=-0.5)
-    return d - 0.5 * (a @ b)
-
-
-class _PolarTangent(torch.autograd.Function):
-    """Identity in the forward pass; exact derivative of the polar factor at an orthonormal
-    point in the backward and forward-mode passes (``setup_context`` form with a generated
-    vmap rule, so ``torch.func`` transforms work through it)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(q: Tensor) -> Tensor:  # type: ignore[override]
-        return q.clone()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        (q,) = inputs
-        ctx.save_for_backward(q)
-        ctx.save_for_forward(q)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        (q,) = ctx.saved_tensors
-        return polar_tangent_vjp(q, grad)
-
-    @staticmethod
-    def jvp(ctx, tangent: Tensor) -> Tensor:  # type: ignore[override]
-        (q,) = ctx.saved_tensors
-        return polar_tangent_vjp(q, tangent)
-
-
-def polar_tangent(q: Tensor) -> Tensor:
-    r"""Return ``q`` unchanged, with the gradient of the polar factor :math:`\mathrm{polar}(W) =
-    W (W^\top W)^{-1/2}` at :math:`W = q`, assuming ``q`` has orthonormal columns (tall) or rows
-    (wide).
-
-    At such a point :math:`d\,\mathrm{polar} = dW - \tfrac12 Q (dW^\top Q + Q^\top dW)` (tall), so
-    the vector-Jacobian product is :math:`G - \tfrac12 Q (Q^\top G + G^\top Q)`: two matrix
-    products instead of back-propagating through every Björck step. lipot keeps the raw weight
-    equal to its own polar factor (the function computed is unchanged, since
-    :math:`\mathrm{polar}(\mathrm{polar}(W)) = \mathrm{polar}(W)`), which makes this exact to the
-    Björck tolerance.
-    """
-    return _PolarTangent.apply(q)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lipot import bjorck
 from lipot import normalizers as N
 from conftest import jacobian_matrix, singular_values_np, spectral_norm_np
 
@@ -157,7 +158,7 @@ def test_polar_tangent_vjp_is_the_polar_derivative(shape):
 def test_planned_bjorck_steps_bound_every_singular_value(e, eps):
     """The plan from max |sigma^2 - 1| <= e, checked by iterating the scalar Björck map on a
     fine grid of the whole interval (independent of the plan's closed-form bound)."""
-    steps = N._planned_steps(e, eps, maxiter=50)
+    steps = bjorck._planned_steps(e, eps, maxiter=50)
     sigma = np.sqrt(np.linspace(1 - e, 1 + e, 20001))
     for _ in range(steps or 50):
         sigma = 1.5 * sigma - 0.5 * sigma**3

@@ -344,6 +344,7 @@ def test_gnp_stack_preserves_input_gradient_norms():
 FUSED_CASES = [  # (c_in, c_out, kernel, stride, groups): every side, extent and packing
     (32, 64, 3, 2, 1), (32, 64, 4, 2, 1), (8, 8, 3, 1, 1), (3, 7, 3, 1, 1), (7, 3, 5, 1, 1),
     (6, 12, 7, 2, 3), (4, 4, 2, 2, 1), (3, 5, (3, 5), 1, 1), (4, 6, 1, 1, 2), (3, 7, 6, 2, 1),
+    (2, 12, 3, 2, 1),  # tall R stored transposed, blocks on the input side
 ]
 
 

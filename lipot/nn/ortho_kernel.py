@@ -211,18 +211,19 @@ class _KernelPlan:
         c = self.block_channels
         return torch.bmm(ut.mT, ut).view(len(self.axes), self.groups, c, c)
 
-    def _r_kernel(self, q: Tensor) -> Tensor:
-        """:math:`R` as a kernel in the working layout ``(g, e_1, e_2, a, c)``. Its columns are
+    def _r_slot_kernel(self, q: Tensor) -> Tensor:
+        r"""A view of the :math:`R` slots of ``q`` as a kernel in the working layout
+        ``(g, e_1, e_2, a, c)`` (to read :math:`R`, or to write its gradient). Its columns are
         read in the order ``(e_1, e_2, c_in)``; for blocks on the output side (:math:`e = 1`)
-        the stored :math:`R^\\top` is read as ``(1, 1, c_in, c_out)`` directly."""
+        the stored :math:`R^\top` is read as ``(1, 1, c_in, c_out)`` directly."""
         m, n = _wide(self.r_shape)
         r = q[:self.groups, :m, :n]
         if self.side == "out":  # R is tall (c_out_g > c_in_g) and stored as R^T: (c_in, c_out)
-            return r.reshape(self.groups, 1, 1, self.in_g, self.out_g)
+            return r.unflatten(1, (1, 1, self.in_g))
         if self.r_shape[0] > self.r_shape[1]:
             r = r.mT
         e1, e2 = self.extent
-        return r.reshape(self.groups, self.out_g, e1, e2, self.in_g).permute(0, 2, 3, 1, 4)
+        return r.unflatten(-1, (e1, e2, self.in_g)).permute(0, 2, 3, 1, 4)
 
     def compose(self, packed: Tensor, block_inputs: list[Tensor] | None = None) -> Tensor:
         """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors
@@ -230,7 +231,7 @@ class _KernelPlan:
         ``conv2d`` layout (``conv2d`` is slow on a permuted weight). ``block_inputs``, if given,
         receives the kernel entering each block (for :meth:`compose_vjp`)."""
         q = packed.view(self.count, self.rows, self.cols)
-        kernel = self._r_kernel(q)
+        kernel = self._r_slot_kernel(q)
         if self.axes:
             kernel = kernel.contiguous()
             projectors = self._projectors(self._bases(q))
@@ -265,8 +266,7 @@ class _KernelPlan:
                 g, dp = projector_block_vjp(block_inputs[i], projectors[i], self.axes[i], g)
                 d_projectors.append(dp)
         d_packed = grad.new_zeros(self.count, self.rows, self.cols)
-        m, n = _wide(self.r_shape)
-        d_packed[:self.groups, :m, :n] = self._r_vjp(g)
+        self._r_slot_kernel(d_packed).copy_(g)
         if self.axes:
             dp = torch.stack(d_projectors[::-1]).view(-1, *ut.shape[-1:] * 2)
             d_ut = torch.bmm(ut, dp + dp.mT)
@@ -276,13 +276,6 @@ class _KernelPlan:
                 d_ut = F.pad(d_ut, (0, 0, 0, 0, 0, missing))
             view.copy_(d_ut.view(view.shape))
         return d_packed.view(packed.shape)
-
-    def _r_vjp(self, g: Tensor) -> Tensor:
-        """The gradient of the stored :math:`R` slot from that of :meth:`_r_kernel`'s kernel."""
-        if self.side == "out":
-            return g.reshape(self.groups, self.in_g, self.out_g)
-        d = g.permute(0, 3, 1, 2, 4).reshape(self.groups, self.out_g, -1)
-        return d.mT if self.r_shape[0] > self.r_shape[1] else d
 
 
 class _ComposeAtOrthonormal(torch.autograd.Function):

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from .._transforms import in_functorch_transform, is_compiling, is_transformed_tensor
+from .._transforms import in_functorch_transform, is_compiling, is_static, is_transformed_tensor
 from .cached import CachedWeight, _full_precision
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
@@ -52,7 +52,6 @@ from ..normalizers import (
     DEFAULT_EPS_SPECTRAL,
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
-    _static,
     aol_normalize,
     bjorck_near_orthonormal,
     bjorck_orthonormalize,
@@ -160,7 +159,7 @@ class LipschitzWeight(CachedWeight):
     def _check_u(self) -> None:
         """The power-iteration vector must be finite and non-zero (a corrupted state_dict, or a
         write through ``.data``, could break it): a clear error instead of a NaN weight."""
-        if _static(self.u) or in_functorch_transform():
+        if is_static(self.u) or in_functorch_transform():
             return
         norms = self.u.norm(dim=1)
         if not bool((torch.isfinite(norms) & (norms > 0)).all()):
@@ -296,7 +295,7 @@ class _BjorckWeight(LipschitzWeight):
     def _normalized(self, x: Tensor, projected: bool | None = None) -> Tensor:
         """``projected``: whether ``x`` is known to be its own polar factor (checked if None)."""
         m = self._matrix(x)
-        if _static(m):
+        if is_static(m):
             return self._orthonormalize(m, fixed_iterations=COMPILED_BJORCK_STEPS)
         if projected if projected is not None else self._is_projected(x):
             return polar_tangent(m)
