@@ -16,8 +16,9 @@ followed by the exact polar derivative at those factors
 (:func:`lipot.normalizers.polar_tangent_vjp`). :class:`_ComposeAtOrthonormal` computes the
 composition once without recording a graph and applies that backward by hand: the same
 gradient as autograd through :meth:`_KernelPlan.compose` and
-:func:`lipot.normalizers.polar_tangent`, in about a third of the operations (the layer is a
-chain of small matrix products, where per-operation overhead dominates). Everywhere else
+:func:`lipot.normalizers.polar_tangent`, with fewer tensor operations and no autograd
+nodes for the many small products (in such a chain of small products the per-operation
+overhead, not the arithmetic, sets the cost). Everywhere else
 (``torch.compile``, ``torch.func`` transforms, evaluation) autograd runs through the same
 :meth:`_KernelPlan.compose`.
 """
