@@ -226,43 +226,45 @@ class _KernelPlan:
         e1, e2 = self.extent
         return r.unflatten(-1, (e1, e2, self.in_g)).permute(0, 2, 3, 1, 4)
 
-    def compose(self, packed: Tensor, block_inputs: list[Tensor] | None = None) -> Tensor:
+    def compose(self, packed: Tensor, kept: list[Tensor] | None = None) -> Tensor:
         """The kernel ``(g c_out_g, c_in_g, k_1, k_2)`` from the orthonormalized packed factors
         (see :func:`compose_projector_block`); the final kernel is permuted once to the
-        ``conv2d`` layout (``conv2d`` is slow on a permuted weight). ``block_inputs``, if given,
-        receives the kernel entering each block (for :meth:`compose_vjp`)."""
+        ``conv2d`` layout (``conv2d`` is slow on a permuted weight). ``kept``, if given, receives
+        the intermediates :meth:`compose_vjp` needs: the bases, the projectors, then the kernel
+        entering each block (nothing when there are no blocks)."""
         q = packed.view(self.count, self.rows, self.cols)
         kernel = self._r_slot_kernel(q)
         if self.axes:
             kernel = kernel.contiguous()
-            projectors = self._projectors(self._bases(q))
+            ut = self._bases(q)
+            projectors = self._projectors(ut)
+            if kept is not None:
+                kept += [ut, projectors]
             eager_no_grad = not torch.is_grad_enabled() and not is_compiling()
             block = _compose_projector_block_inplace if eager_no_grad else compose_projector_block
             for projector, axis in zip(projectors.unbind(0), self.axes):
-                if block_inputs is not None:
-                    block_inputs.append(kernel)
+                if kept is not None:
+                    kept.append(kernel)
                 kernel = block(kernel, projector, axis)
         kernel = kernel.permute(self.back).contiguous()
         return kernel.view(self.groups * self.out_g, self.in_g, *self.kernel)
 
-    def compose_vjp(self, packed: Tensor, grad: Tensor, block_inputs: list[Tensor] | None = None) -> Tensor:
+    def compose_vjp(self, packed: Tensor, grad: Tensor, kept: list[Tensor] | None = None) -> Tensor:
         r"""The vector-Jacobian product of :meth:`compose` at ``packed``: the gradient, shaped
         like ``packed``, of :math:`\langle \mathrm{grad}, \mathrm{compose(packed)}\rangle`.
 
-        ``block_inputs``: the kernels entering each block, as saved by :meth:`compose`
-        (recomputed from ``packed`` when ``None``). The projectors' gradients go to the bases
-        by :math:`\partial U^\top = U^\top (\partial P + \partial P^\top)`; the identity parts
-        of the slots get zero.
+        ``kept``: the intermediates saved by :meth:`compose` (recomputed from ``packed`` when
+        ``None``). The projectors' gradients go to the bases by
+        :math:`\partial U^\top = U^\top (\partial P + \partial P^\top)`; the identity parts of
+        the slots get zero.
         """
-        q = packed.view(self.count, self.rows, self.cols)
-        if block_inputs is None:
-            block_inputs = []
-            self.compose(packed, block_inputs)
-        ut = self._bases(q) if self.axes else None
+        if kept is None:
+            kept = []
+            self.compose(packed, kept)
         g = grad.view(self.groups, self.out_g, self.in_g, *self.kernel).permute(_inverse(self.back))
         d_projectors = []
         if self.axes:
-            projectors = self._projectors(ut)
+            ut, projectors, *block_inputs = kept
             for i in reversed(range(len(self.axes))):
                 g, dp = projector_block_vjp(block_inputs[i], projectors[i], self.axes[i], g)
                 d_projectors.append(dp)
@@ -292,19 +294,19 @@ class _ComposeAtOrthonormal(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, plan: _KernelPlan) -> Tensor:  # type: ignore[override]
-        block_inputs: list[Tensor] = []
-        kernel = plan.compose(q, block_inputs)
+        kept: list[Tensor] = []
+        kernel = plan.compose(q, kept)
         ctx.plan = plan
-        ctx.save_for_backward(q, *block_inputs)
+        ctx.save_for_backward(q, *kept)
         return kernel
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        q, *block_inputs = ctx.saved_tensors
+        q, *kept = ctx.saved_tensors
         at = q
         if torch.is_grad_enabled():  # differentiable backward: rebuild the graph from q
-            at, block_inputs = polar_tangent(q), None
-        d_q = ctx.plan.compose_vjp(at, grad, block_inputs)
+            at, kept = polar_tangent(q), None
+        d_q = ctx.plan.compose_vjp(at, grad, kept)
         return polar_tangent_vjp(q, d_q), None
 
 
