@@ -83,7 +83,7 @@ def _compose_projector_block_inplace(kernel: Tensor, projector: Tensor, axis: in
     return out
 
 
-def projector_block_vjp(kernel: Tensor, projector: Tensor, axis: int, grad: Tensor) -> tuple[Tensor, Tensor]:
+def _projector_block_vjp(kernel: Tensor, projector: Tensor, axis: int, grad: Tensor) -> tuple[Tensor, Tensor]:
     r"""The vector-Jacobian product of :func:`compose_projector_block`.
 
     With :math:`K' = \mathrm{shift}(K - B) + B`, :math:`B = K P` and :math:`G` the gradient of
@@ -159,6 +159,7 @@ class _KernelPlan:
         # the composition runs in the layout (g, k_1, k_2, other channels, block channels);
         # ``back`` permutes it to (g, c_out_g, c_in_g, k_1, k_2)
         self.back = (0, 4, 3, 1, 2) if self.side == "out" else (0, 3, 4, 1, 2)
+        self.forth = _inverse(self.back)  # (g, c_out_g, c_in_g, k_1, k_2) -> working layout
 
     def _layout(self, per_slot: int) -> tuple[int, int, int]:
         """``(per_slot, rows, cols)`` of the slots holding ``per_slot`` bases each."""
@@ -261,16 +262,14 @@ class _KernelPlan:
         if kept is None:
             kept = []
             self.compose(packed, kept)
-        g = grad.view(self.groups, self.out_g, self.in_g, *self.kernel).permute(_inverse(self.back))
-        d_projectors = []
+        g = grad.view(self.groups, self.out_g, self.in_g, *self.kernel).permute(self.forth)
+        d_packed = grad.new_zeros(self.count, self.rows, self.cols)
         if self.axes:
             ut, projectors, *block_inputs = kept
+            d_projectors = []
             for i in reversed(range(len(self.axes))):
-                g, dp = projector_block_vjp(block_inputs[i], projectors[i], self.axes[i], g)
+                g, dp = _projector_block_vjp(block_inputs[i], projectors[i], self.axes[i], g)
                 d_projectors.append(dp)
-        d_packed = grad.new_zeros(self.count, self.rows, self.cols)
-        self._r_slot_kernel(d_packed).copy_(g)
-        if self.axes:
             dp = torch.stack(d_projectors[::-1]).view(-1, *ut.shape[-1:] * 2)
             d_ut = torch.bmm(ut, dp + dp.mT)
             view = self._diagonal(d_packed)
@@ -278,6 +277,7 @@ class _KernelPlan:
             if missing:
                 d_ut = F.pad(d_ut, (0, 0, 0, 0, 0, missing))
             view.copy_(d_ut.view(view.shape))
+        self._r_slot_kernel(d_packed).copy_(g)
         return d_packed.view(packed.shape)
 
 
