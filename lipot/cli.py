@@ -338,7 +338,8 @@ def _estimate(args) -> int:
         a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     parallel, device = _launch(args.device)
     # only the options the user set: the defaults live in lipot.W1Estimator
-    settings = {k: getattr(args, k) for k in ("folds", "epochs", "lr", "batch_size") if getattr(args, k) is not None}
+    settings = {k: getattr(args, k) for k in ("folds", "epochs", "lr", "batch_size", "cones")
+                if getattr(args, k) is not None}
     progress = None if args.progress is None else (args.progress and distributed.is_main())
     res = estimate_w1(a, b, critic=None if args.critic == "auto" else args.critic, seed=args.seed,
                       device=device, progress=progress, distributed=parallel, **settings)
@@ -506,8 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="train", choices=["train", "test"], help="MNIST folders: the split to read")
     e.add_argument("--limit", type=_POSITIVE_INT, default=None, help="use the first N samples of each")
     e.add_argument("--exact", action="store_true", help="also print exact_w1 (POT) when feasible")
-    e.add_argument("--critic", choices=["auto", "linear", "gnp"], default="auto",
-                   help="auto: per fold, the better of the closed-form linear critic and a GNP network")
+    e.add_argument("--critic", choices=["auto", "linear", "cone", "gnp"], default="auto",
+                   help="auto: per fold, the best of the closed-form linear critic, a cone critic (2-D data) "
+                        "and a GNP network")
+    e.add_argument("--cones", type=_POSITIVE_INT, default=None,
+                   help="centers per term of the cone critic (default: lipot.W1Estimator's)")
     e.add_argument("--folds", type=_POSITIVE_INT, default=None,
                    help="cross-fitting folds (1: one held-out split; default: lipot.W1Estimator's)")
     e.add_argument("--flatten", action="store_true",

@@ -98,6 +98,9 @@ def test_cli_estimate(tmp_path, capsys):
     assert cli.main(["estimate", str(tmp_path / "a.npy"), str(tmp_path / "b.csv"), "--critic", "linear",
                      "--folds", "2"]) == 0
     assert "critics: linear x2" in capsys.readouterr().out
+    assert cli.main(["estimate", str(tmp_path / "a.npy"), str(tmp_path / "b.csv"), "--critic", "cone",
+                     "--cones", "8", "--folds", "2", "--epochs", "2"]) == 0
+    assert "critics: cone x2" in capsys.readouterr().out
     (tmp_path / "a.txt").write_text("1 2\n")
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["estimate", str(tmp_path / "a.txt"), str(tmp_path / "b.csv")])

@@ -6,6 +6,7 @@ See the "which layers are safe" table in README.md.
 from .aol import AOLConv2d, AOLLinear
 from .activation import FullSort, GroupSort, GroupSort2, GroupSortNorm, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
 from .base import LipschitzModule, nominal_lipschitz
+from .cones import ConePotential
 from .containers import Sequential
 from .conv import FrobeniusConv2d, SpectralConv1d, SpectralConv2d, SpectralConvTranspose2d
 from .linear import FrobeniusLinear, SpectralLinear
@@ -48,6 +49,7 @@ __all__ = [
     "GroupSortNorm",
     "MaxMin",
     "HouseHolder",
+    "ConePotential",
     "LPReLU",
     "LipschitzPReLU",
     "LipResidual",

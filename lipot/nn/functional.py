@@ -24,6 +24,7 @@ __all__ = [
     "max_min",
     "pair_norm",
     "group_sort_norm",
+    "cone_potential",
     "householder",
     "lipschitz_prelu",
     "l2_norm_pool2d",
@@ -252,6 +253,51 @@ def group_sort_norm(input: Tensor, dim: int = 1) -> Tensor:
     half = size // 2
     return torch.cat([group_sort(input.narrow(dim, 0, half), 2, dim),
                       pair_norm(input.narrow(dim, half, size - half), dim)], dim)
+
+
+def _best_cone(input: Tensor, centers: Tensor, offsets: Tensor, sign: float) -> Tensor:
+    r"""``min_j (a_j + ||x - p_j||)`` (``sign = 1``) or ``max_j (a_j - ||x - p_j||)``
+    (``sign = -1``) for ``input (..., B, d)``, ``centers (..., m, d)``, ``offsets (..., m)``:
+    ``(..., B)``.
+
+    The best cone of every input is found without autograd, then only its value is computed
+    with it: the result and the gradient are those of the full minimum (whose gradient reaches
+    only the minimizing cone), at ``O(B d)`` instead of ``O(B m d)`` autograd memory and time.
+    Distances come from the coordinate differences (the expansion :math:`\lVert x\rVert^2 +
+    \lVert p\rVert^2 - 2x\cdot p` errs by :math:`\sim\sqrt{\epsilon}\lVert x\rVert` near a
+    center); the gradient at a center is 0.
+    """
+    with torch.no_grad():
+        score = offsets.unsqueeze(-2) + sign * torch.cdist(input, centers, compute_mode="donot_use_mm_for_euclid_dist")
+        best = (score.argmin(-1) if sign > 0 else score.argmax(-1)).unsqueeze(-1)
+    chosen = torch.take_along_dim(centers, best, dim=-2)  # (..., B, d): broadcasts the leading dims
+    offset = torch.take_along_dim(offsets.unsqueeze(-1), best, dim=-2).squeeze(-1)
+    return offset + sign * _safe_sqrt((input - chosen).pow(2).sum(-1))
+
+
+def cone_potential(input: Tensor, low_centers: Tensor, low_offsets: Tensor, high_centers: Tensor,
+                   high_offsets: Tensor) -> Tensor:
+    r"""A 1-Lipschitz function made of cones:
+
+    .. math::
+        f(x) = \tfrac12\Big[\min_j \big(a_j + \lVert x - p_j\rVert_2\big)
+        + \max_j \big(b_j - \lVert x - q_j\rVert_2\big)\Big]
+
+    for ``input`` :math:`x` ``(..., B, d)``, ``low_centers`` :math:`p` ``(..., m, d)``,
+    ``low_offsets`` :math:`a` ``(..., m)``, ``high_centers`` :math:`q` ``(..., m', d)`` and
+    ``high_offsets`` :math:`b` ``(..., m')`` (leading dimensions broadcast: a stack of
+    independent potentials). Returns ``(..., B)``.
+
+    Every cone is 1-Lipschitz, and so are a minimum or a maximum of 1-Lipschitz functions and
+    the average of two: :math:`f` is 1-Lipschitz for every parameter value (its gradient is the
+    average of two unit vectors, one per term). The first term is the
+    McShane extension, the second the Whitney extension of a function known on the centers
+    (McShane, Bull. AMS 40, 1934; Whitney, Trans. AMS 36, 1934); the Kantorovich potential of
+    two finite samples is such a minimum over the points of one of them (its c-transform), so a
+    few hundred cones approximate it closely in low dimension.
+    """
+    return 0.5 * (_best_cone(input, low_centers, low_offsets, 1.0)
+                  + _best_cone(input, high_centers, high_offsets, -1.0))
 
 
 def l2_norm_pool2d(

@@ -11,8 +11,9 @@ The package, bottom to top:
 * :mod:`~lipot.wasserstein.estimator`: :class:`W1Estimator` and :func:`estimate_w1`.
 """
 
-from .critics import LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedDenseCritic
-from .estimator import W1Estimator, W1Result, auto_batch_size, auto_hidden, estimate_w1
+from .critics import (CONE_MAX_FEATURES, LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedConeCritic,
+                      StackedDenseCritic)
+from .estimator import W1Estimator, W1Result, auto_batch_size, auto_hidden, default_candidates, estimate_w1
 from .folds import FoldPlan
 
 __all__ = [
@@ -23,8 +24,11 @@ __all__ = [
     "MeanCritic",
     "LinearCritic",
     "StackedDenseCritic",
+    "StackedConeCritic",
     "SeparateCritics",
     "FoldPlan",
     "auto_batch_size",
     "auto_hidden",
+    "default_candidates",
+    "CONE_MAX_FEATURES",
 ]

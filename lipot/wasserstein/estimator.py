@@ -18,13 +18,19 @@ with the larger KR value on the selection part is kept:
 * the best *linear* critic :math:`f(x) = \langle u, x\rangle`, :math:`\|u\|_2 = 1`, in closed
   form, :math:`u \propto \bar x - \bar y` (weighted means). It is optimal for a shift of the
   distribution and does not overfit noise directions the way a network does in high dimension;
+* for inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features (2-D
+  data), a *cone* critic (:class:`lipot.nn.ConePotential`: the mean of a minimum and a maximum
+  of :data:`~lipot.wasserstein.critics.DEFAULT_CONES` learned cones, the shape of a
+  Kantorovich potential), its centers started on training points of the fold;
 * a GNP network (:func:`lipot.models.dense_critic` for vectors, :func:`lipot.models.conv_critic`
-  for square images), trained with Adam on the training part and early-stopped on the
-  selection part. The K fold networks of the dense critic train **together**, as one stacked
-  network (:mod:`lipot.wasserstein.fitting`). The two candidates *race*: a fold's network
-  whose smoothed selection KR has not risen above the linear critic's within ``patience``
-  epochs stops there (on a pure shift, where the linear critic is optimal, the network would
-  otherwise train to its own plateau only to lose the selection). Inputs are centered on the
+  for square images).
+
+The networks (cone, then GNP) train with Adam on the training part and are early-stopped on
+the selection part. The K fold networks of one kind train **together**, as one stacked
+network (:mod:`lipot.wasserstein.fitting`). Each *races* the candidates before it: a fold's
+network whose smoothed selection KR has not risen above the best selection KR of the earlier
+candidates within ``patience`` epochs stops there (on a pure shift, where the linear critic is
+optimal, the network would otherwise train to its own plateau only to lose the selection). Inputs are centered on the
   pooled mean in float64 (:mod:`lipot.wasserstein.sources`) and rescaled by one scalar
   :math:`s` per fold (RMS distance to the mean of the training part): :math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when
   :math:`f` is.
@@ -51,20 +57,22 @@ from .. import _checks
 from .. import distributed as _dist
 from .. import models
 from ..ot import _check_dims, as_points, as_weights
-from .critics import LinearCritic, MeanCritic, ScaledCritic, fold_critics
+from .critics import (CONE_MAX_FEATURES, DEFAULT_CONES, LinearCritic, MeanCritic, ScaledCritic,
+                      StackedConeCritic, fold_critics)
 from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
-from .sources import Memory, Stream, is_stream
+from .sources import Memory, Stream, is_stream, sample_points
 
-__all__ = ["estimate_w1", "W1Estimator", "W1Result", "auto_hidden", "auto_batch_size"]
+__all__ = ["estimate_w1", "W1Estimator", "W1Result", "auto_hidden", "auto_batch_size", "default_candidates"]
 
 
 @dataclass
 class W1Result:
     """An estimate of :math:`W_1`: ``value`` (held-out KR value) ± ``stderr``, ``ci`` (95 %).
 
-    ``selected`` names the critic kept in each fold (``"linear"``, ``"gnp"`` or ``"custom"``);
+    ``selected`` names the critic kept in each fold (``"linear"``, ``"cone"``, ``"gnp"`` or
+    ``"custom"``);
     ``history`` holds one record per epoch of every trained network."""
 
     value: float
@@ -88,6 +96,13 @@ def auto_hidden(in_features: int) -> tuple[int, ...]:
     return models.DENSE_CRITIC_HIDDEN
 
 
+def default_candidates(in_features: int) -> tuple[str, ...]:
+    """The candidates of ``critic=None``, in training order: ``("linear", "cone", "gnp")`` for
+    inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features (flattened),
+    else ``("linear", "gnp")``."""
+    return ("linear", "cone", "gnp") if in_features <= CONE_MAX_FEATURES else ("linear", "gnp")
+
+
 class _Stack(nn.Module):
     """Critic ``k`` of a list evaluated on the same batch: ``(B, ...) -> (K, B)``."""
 
@@ -99,17 +114,21 @@ class _Stack(nn.Module):
         return torch.stack([c(x).reshape(x.shape[0]) for c in self.critics])
 
 
+_KINDS = ("linear", "cone", "gnp")
+
+
 class W1Estimator:
     """Fit KR critics once (:meth:`fit`), then evaluate them on any samples (:meth:`evaluate`).
 
     Args:
-        critic: ``None`` (default): per fold, the better on the selection part of the
-            closed-form linear critic and a GNP network (:func:`lipot.models.dense_critic` for
+        critic: ``None`` (default): per fold, the best on the selection part of the
+            candidates of :func:`default_candidates`: the closed-form linear critic, the cone
+            critic (2-D data) and a GNP network (:func:`lipot.models.dense_critic` for
             vectors, :func:`lipot.models.conv_critic` for square images ``(N, C, H, W)`` with
             ``H`` divisible by 4; pass ``critic=lipot.models.conv_critic(C, H, conv="aol")`` to
-            choose its convolution); ``"linear"`` or ``"gnp"``: only that one; or a 1-Lipschitz
-            module mapping a batch to ``(N,)`` or ``(N, 1)`` values (trained as the network
-            candidate, alone, one copy per fold).
+            choose its convolution); ``"linear"``, ``"cone"`` or ``"gnp"``: only that one; or a
+            1-Lipschitz module mapping a batch to ``(N,)`` or ``(N, 1)`` values (trained as the
+            network candidate, alone, one copy per fold).
         epochs: maximum number of epochs; the selection KR is measured after each.
         batch_size: samples per side and step for in-memory data (``None``:
             :func:`auto_batch_size`); a streamed ``DataLoader`` keeps its own batches.
@@ -118,6 +137,7 @@ class W1Estimator:
             improved for this many epochs.
         hidden: hidden widths of the default dense critic, for vectors (``None``:
             :func:`auto_hidden`); images use :func:`lipot.models.conv_critic` and ignore it.
+        cones: centers per term of the cone critic (:class:`lipot.nn.ConePotential`).
         patience: a fold's network stops when the moving average of its selection KR has not
             improved for this many epochs (its best state is kept).
         smoothing: factor of that moving average (0: none).
@@ -147,6 +167,7 @@ class W1Estimator:
         lr: float = 3e-3,
         lr_patience: int = 2,
         hidden: Sequence[int] | None = None,
+        cones: int = DEFAULT_CONES,
         patience: int = 6,
         smoothing: float = 0.5,
         min_epoch_steps: int = 10,
@@ -160,14 +181,14 @@ class W1Estimator:
     ) -> None:
         if distributed:
             _dist.require_initialized("W1Estimator(distributed=True)")
-        if critic is not None and not isinstance(critic, nn.Module) and critic not in ("linear", "gnp"):
-            raise ValueError(f"critic must be None, 'linear', 'gnp' or a torch module, got {critic!r}")
+        if critic is not None and not isinstance(critic, nn.Module) and critic not in _KINDS:
+            raise ValueError(f"critic must be None, 'linear', 'cone', 'gnp' or a torch module, got {critic!r}")
         for name, v in (("val_fraction", val_fraction), ("selection_fraction", selection_fraction)):
             _checks.fraction(name, v, low_open=True, high_open=True)
         if val_fraction + selection_fraction >= 0.9:
             raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
         for name, v in (("epochs", epochs), ("patience", patience), ("folds", folds), ("lr_patience", lr_patience),
-                        ("min_epoch_steps", min_epoch_steps)) + ((("batch_size", batch_size),)
+                        ("min_epoch_steps", min_epoch_steps), ("cones", cones)) + ((("batch_size", batch_size),)
                                                                  if batch_size is not None else ()):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -185,7 +206,7 @@ class W1Estimator:
         self.critic, self.epochs, self.batch_size, self.lr, self.hidden = critic, epochs, batch_size, lr, hidden
         self.fractions = (float(val_fraction), float(selection_fraction))
         self.patience, self.smoothing, self.min_epoch_steps = patience, float(smoothing), min_epoch_steps
-        self.lr_patience = lr_patience
+        self.lr_patience, self.cones = lr_patience, cones
         self.seed, self.progress, self.folds = seed, progress, folds
         self.distributed = bool(distributed) and _dist.world_size() > 1
         self.device = torch.device(device) if device is not None else torch.device(
@@ -246,23 +267,45 @@ class W1Estimator:
         refit = LinearCritic(st[0].weighted_mean(fit) - st[1].weighted_mean(fit))
         return sel, refit.to(self.device)
 
-    def _networks(self, sx, sy, plan: FoldPlan, stats: list[Stats],
+    def _kinds(self, shape: tuple[int, ...]) -> tuple[str, ...]:
+        """The candidates to fit, in order: see :func:`default_candidates`."""
+        if self.critic is None:
+            return default_candidates(int(np.prod(shape)))
+        return ("custom",) if isinstance(self.critic, nn.Module) else (self.critic,)
+
+    def _fold_networks(self, kind: str, sx, sy, plan: FoldPlan, scales: list[float]) -> nn.Module:
+        """The K untrained fold networks of ``kind``; cone centers on training points of each fold."""
+        if kind != "cone":
+            base = self.critic if kind == "custom" else None
+            hidden = self.hidden or auto_hidden(int(np.prod(sx.shape)))
+            return fold_critics(base, sx.shape, scales, self.seed, hidden).to(self.device)
+        torch.manual_seed(self.seed)
+        critics = StackedConeCritic(plan.folds, int(np.prod(sx.shape)), scales, self.cones).to(self.device)
+        gen = torch.Generator().manual_seed(self.seed)
+        for k in range(plan.folds):
+            train = plan.masks(k)["train"]
+            critics.place(k, low=sample_points(sy, train, self.cones, gen),
+                          high=sample_points(sx, train, self.cones, gen))
+        return critics
+
+    def _networks(self, kind: str, sx, sy, plan: FoldPlan, stats: list[Stats],
                   rivals: list[float] | None = None) -> tuple[list[float], list[nn.Module], list]:
-        """Train the K fold networks together; returns their best selection KRs, the critics
-        (``ScaledCritic``, one per fold) and the history. ``rivals``: the linear critics'
-        selection KRs, which each network must beat within ``patience`` epochs to go on."""
+        """Train the K fold networks of ``kind`` together; returns their best selection KRs, the
+        critics (``ScaledCritic``, one per fold) and the history. ``rivals``: the best selection
+        KRs of the earlier candidates, which each network must beat within ``patience`` epochs
+        to go on."""
         scales = [input_scale(*stats, plan.masks(k)["train"]) for k in range(plan.folds)]
         n_train = int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
-        base = self.critic if isinstance(self.critic, nn.Module) else None
-        hidden = self.hidden or auto_hidden(int(np.prod(sx.shape)))
-        critics = fold_critics(base, sx.shape, scales, self.seed, hidden).to(self.device)
+        critics = self._fold_networks(kind, sx, sy, plan, scales)
         schedule = Schedule(self.epochs, self.batch_size or auto_batch_size(n_train), self.lr, self.patience,
                             self.min_epoch_steps, self.smoothing, self.lr_patience)
         disable = True if not _dist.is_main() else (None if self.progress is None else not self.progress)
-        with tqdm(total=self.epochs, desc=f"W1 critics ({plan.folds} folds)", unit="epoch", disable=disable,
-                  leave=False) as bar:
+        with tqdm(total=self.epochs, desc=f"W1 {kind} critics ({plan.folds} folds)", unit="epoch",
+                  disable=disable, leave=False) as bar:
             best, history = train_fold_critics(critics, sx, sy, plan, schedule, seed=self.seed,
                                                distributed=self.distributed, bar=bar, rivals=rivals)
+        for record in history:
+            record["candidate"] = kind
         return best, [critics.member(k) for k in range(plan.folds)], history
 
     def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
@@ -284,18 +327,18 @@ class W1Estimator:
         self._check_parts(plan, stats)
         candidates: list[list[tuple[float, str, nn.Module]]] = [[] for _ in range(plan.folds)]
         history: list[dict] = []
-        if self.critic is None or self.critic == "linear":
+        for kind in self._kinds(sx.shape):
+            if kind == "linear":
+                for k in range(plan.folds):
+                    sel, lin = self._linear(stats, plan.masks(k))
+                    sel = _dist.from_main(sel) if self.distributed else sel
+                    candidates[k].append((sel, "linear", lin))
+                    history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
+                continue
+            rivals = [max(t[0] for t in c) for c in candidates] if candidates[0] else None
+            best, nets, hist = self._networks(kind, sx, sy, plan, stats, rivals)
             for k in range(plan.folds):
-                sel, lin = self._linear(stats, plan.masks(k))
-                sel = _dist.from_main(sel) if self.distributed else sel
-                candidates[k].append((sel, "linear", lin))
-                history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
-        if self.critic != "linear":
-            rivals = [c[0][0] for c in candidates] if self.critic is None else None
-            best, nets, hist = self._networks(sx, sy, plan, stats, rivals)
-            name = "custom" if isinstance(self.critic, nn.Module) else "gnp"
-            for k in range(plan.folds):
-                candidates[k].append((best[k], name, nets[k]))
+                candidates[k].append((best[k], kind, nets[k]))
             history += hist
         chosen = [max(c, key=lambda t: t[0]) for c in candidates]
         self._finish(sx, sy, plan, stats, chosen, center, history, t0)

@@ -25,7 +25,7 @@ from .. import distributed as _dist
 from ..ot import check_float32_range
 from .folds import FoldPlan, cells_by_hash, cells_by_rank
 
-__all__ = ["Memory", "Stream", "is_stream", "share", "zip_cycle"]
+__all__ = ["Memory", "Stream", "is_stream", "share", "zip_cycle", "sample_points"]
 
 
 class Memory:
@@ -143,6 +143,22 @@ class Stream:
             keep = mask.to(self.device)[cells]
             if bool(keep.any()):
                 yield x[keep], w[keep], cells[keep]
+
+
+def sample_points(source, mask: Tensor, count: int, gen: torch.Generator) -> Tensor:
+    """``count`` samples ``(count, *shape)`` of ``source`` (centered) whose cell is in ``mask``:
+    a random subset (``gen``) of an in-memory sample, the first ones of a stream; repeated in
+    turn when fewer samples are there."""
+    taken, total = [], 0
+    for x, _, _ in source.batches(mask, count, gen):
+        taken.append(x[:count - total])
+        total += taken[-1].shape[0]
+        if total >= count:
+            break
+    if not total:
+        raise ValueError(f"{source.name} has no sample in the requested part")
+    points = torch.cat(taken)
+    return points[torch.arange(count, device=points.device) % total]
 
 
 def is_stream(data) -> bool:

@@ -1,0 +1,82 @@
+r"""A scalar 1-Lipschitz potential built from cones (Euclidean distances to learned centers).
+
+:class:`ConePotential` computes
+
+.. math::
+    f(x) = \frac{k}{2}\Big[\min_j \big(a_j + \lVert x - p_j\rVert_2\big)
+    + \max_j \big(b_j - \lVert x - q_j\rVert_2\big)\Big]
+
+(:func:`lipot.functional.cone_potential`), which is :math:`k`-Lipschitz for *every* value of
+the centers :math:`p, q` and offsets :math:`a, b`: no normalization is needed, and
+:func:`lipot.certify.lipschitz_bound` bounds it by :math:`k` analytically.
+
+It is the shape of a Kantorovich potential: for two finite samples the optimal KR critic is
+:math:`f(x) = \min_j (g_j + \lVert x - y_j\rVert)` over the points :math:`y_j` of the second
+sample (the c-transform). With a few hundred learned centers it fits the potential of clustered
+low-dimensional data (2-D mixtures, moons) closer than a dense GNP network of the same cost, and
+it generalizes there; in higher dimension it overfits (a cone sees one neighbourhood), which is
+why :func:`lipot.estimate_w1` only proposes it for inputs of at most
+:data:`lipot.wasserstein.CONE_MAX_FEATURES` features and keeps it only when it wins the model
+selection.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .. import _checks
+from . import functional as LF
+from .base import TracedLipschitzModule, trace_export
+
+__all__ = ["ConePotential"]
+
+
+class ConePotential(TracedLipschitzModule):
+    """A ``k_coef_lip``-Lipschitz scalar function of ``in_features`` inputs made of ``cones``
+    cones per term (see the module docstring).
+
+    Args:
+        in_features: input width.
+        cones: number of centers of each term (``m``).
+        k_coef_lip: Lipschitz factor.
+
+    Shape: ``(N, in_features) -> (N, 1)``. Parameters: ``low_centers``, ``high_centers``
+    ``(cones, in_features)`` (standard normal at construction; :meth:`place` sets them from
+    data) and ``low_offsets``, ``high_offsets`` ``(cones,)`` (zero).
+    """
+
+    def __init__(self, in_features: int, cones: int = 128, k_coef_lip: float = 1.0) -> None:
+        super().__init__(k_coef_lip)
+        self.in_features = _checks.positive_int("in_features", in_features)
+        self.cones = _checks.positive_int("cones", cones)
+        self.low_centers = nn.Parameter(torch.randn(cones, in_features))
+        self.low_offsets = nn.Parameter(torch.zeros(cones))
+        self.high_centers = nn.Parameter(torch.randn(cones, in_features))
+        self.high_offsets = nn.Parameter(torch.zeros(cones))
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, cones={self.cones}"
+
+    @torch.no_grad()
+    def place(self, low: Tensor, high: Tensor) -> "ConePotential":
+        """Put the centers of the minimum on the points ``low`` (where :math:`f` should be
+        small) and those of the maximum on ``high``, both ``(cones, in_features)``; zero the
+        offsets. Returns ``self``."""
+        for name, points, target in (("low", low, self.low_centers), ("high", high, self.high_centers)):
+            if tuple(points.shape) != tuple(target.shape):
+                raise ValueError(f"ConePotential.place: {name} must have shape {tuple(target.shape)}, "
+                                 f"got {tuple(points.shape)}")
+            target.copy_(points)
+        self.low_offsets.zero_()
+        self.high_offsets.zero_()
+        return self
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not LF._tracing():
+            self._check_width(input, self.in_features, -1, "features")
+        f = LF.cone_potential(input, self.low_centers, self.low_offsets, self.high_centers, self.high_offsets)
+        return (f if self.k_coef_lip == 1.0 else self.k_coef_lip * f).unsqueeze(-1)
+
+    def vanilla_export(self) -> nn.Module:
+        return trace_export(self)
