@@ -40,9 +40,10 @@ __all__ = ["ScaledCritic", "MeanCritic", "LinearCritic", "StackedDenseCritic", "
 
 CONE_MAX_FEATURES = 2
 """Largest input width (flattened) for which :func:`lipot.estimate_w1` proposes the cone critic
-by default. Held out, the cone critic came within 1 % of exact OT on the 2-D mixtures and moons
-(n >= 5000), but fell 6 % short on scaled Gaussians in d = 3, 20 % in d = 4 and 24 % in d = 10
-(it overfits: each cone describes one neighbourhood); see ``docs/results.md``."""
+by default. Each cone describes one neighbourhood, so the critic overfits as the dimension
+grows: on N(0, I_d) vs N(0, 1.5^2 I_d) with 2000 points per side, held out, it erred by -1.3 %
+in d = 2, but by -11 % in d = 3 and 4 and -33 % in d = 10, where the GNP network erred by
+-2 % to +3 % and -5 % (``python benchmarks/w1_cone_dimension.py``; ``docs/results.md``)."""
 
 DEFAULT_CONES = 128
 """Cones per term of the cone critic (:class:`lipot.nn.ConePotential`)."""
