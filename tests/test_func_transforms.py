@@ -47,6 +47,7 @@ CASES: dict[str, Case] = {
     "AOLConv2d": Case(lambda: L.AOLConv2d(2, 3, 3, padding=1), (2, 4, 4)),
     "AOLLinear": Case(lambda: L.AOLLinear(4, 3), (4,)),
     "BatchCentering": Case(lambda: L.BatchCentering(2), (2, 3)),
+    "ConePotential": Case(lambda: L.ConePotential(3, cones=4), (3,)),
     "FrobeniusConv2d": Case(lambda: L.FrobeniusConv2d(2, 3, 3, padding=1), (2, 4, 4)),
     "FrobeniusLinear": Case(lambda: L.FrobeniusLinear(4, 3), (4,)),
     "FullSort": Case(lambda: L.FullSort(), (5,)),

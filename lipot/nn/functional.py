@@ -267,8 +267,9 @@ def _best_cone(input: Tensor, centers: Tensor, offsets: Tensor, sign: float) -> 
     \lVert p\rVert^2 - 2x\cdot p` errs by :math:`\sim\sqrt{\epsilon}\lVert x\rVert` near a
     center); the gradient at a center is 0.
     """
-    with torch.no_grad():
-        score = offsets.unsqueeze(-2) + sign * torch.cdist(input, centers, compute_mode="donot_use_mm_for_euclid_dist")
+    with torch.no_grad():  # detached too: forward-mode AD (jacfwd) ignores no_grad
+        dist = torch.cdist(input.detach(), centers.detach(), compute_mode="donot_use_mm_for_euclid_dist")
+        score = offsets.detach().unsqueeze(-2) + sign * dist
         best = (score.argmin(-1) if sign > 0 else score.argmax(-1)).unsqueeze(-1)
     chosen = torch.take_along_dim(centers, best, dim=-2)  # (..., B, d): broadcasts the leading dims
     offset = torch.take_along_dim(offsets.unsqueeze(-1), best, dim=-2).squeeze(-1)
