@@ -181,3 +181,17 @@ def test_streamed_2d_samples_get_cone_centers_from_the_stream():
     assert res.selected == ("cone", "cone")
     exact = lipot.ot.exact_w1(x, y)
     assert 0.5 * exact < res.value and res.ci[0] <= exact * 1.05
+
+
+def test_dense_critic_is_deeper_for_low_dimensional_inputs():
+    from lipot.wasserstein.estimator import LOW_DIM_FEATURES, LOW_DIM_HIDDEN
+
+    assert lipot.wasserstein.auto_hidden(LOW_DIM_FEATURES) == LOW_DIM_HIDDEN == (64,) * 6
+    assert lipot.wasserstein.auto_hidden(LOW_DIM_FEATURES + 1) == lipot.models.DENSE_CRITIC_HIDDEN
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(300, 3)), 1.5 * rng.normal(size=(300, 3))
+    est = lipot.W1Estimator(critic="gnp", epochs=2, folds=2).fit(x, y)
+    member = est.critic_.critics[0]
+    linears = [m for m in member.critic.modules() if isinstance(m, lipot.nn.SpectralLinear)]
+    assert [m.out_features for m in linears] == [64] * 6 + [1]
+    assert lipot.lipschitz_bound(member.critic, (3,)) <= 1 + 1e-5
