@@ -188,6 +188,7 @@ def test_dense_critic_is_deeper_for_low_dimensional_inputs():
 
     assert lipot.wasserstein.auto_hidden(LOW_DIM_FEATURES) == LOW_DIM_HIDDEN == (64,) * 6
     assert lipot.wasserstein.auto_hidden(LOW_DIM_FEATURES + 1) == lipot.models.DENSE_CRITIC_HIDDEN
+    assert lipot.wasserstein.auto_hidden(CONE_MAX_FEATURES) == lipot.models.DENSE_CRITIC_HIDDEN
     rng = np.random.default_rng(7)
     x, y = rng.normal(size=(300, 3)), 1.5 * rng.normal(size=(300, 3))
     est = lipot.W1Estimator(critic="gnp", epochs=2, folds=2).fit(x, y)
