@@ -29,7 +29,10 @@ from .. import _checks
 from . import functional as LF
 from .base import TracedLipschitzModule, trace_export
 
-__all__ = ["ConePotential"]
+__all__ = ["ConePotential", "DEFAULT_CONES"]
+
+DEFAULT_CONES = 128
+"""Default number of cones per term of :class:`ConePotential` (and of the W1 cone critic)."""
 
 
 class ConePotential(TracedLipschitzModule):
@@ -46,7 +49,7 @@ class ConePotential(TracedLipschitzModule):
     data) and ``low_offsets``, ``high_offsets`` ``(cones,)`` (zero).
     """
 
-    def __init__(self, in_features: int, cones: int = 128, k_coef_lip: float = 1.0) -> None:
+    def __init__(self, in_features: int, cones: int = DEFAULT_CONES, k_coef_lip: float = 1.0) -> None:
         super().__init__(k_coef_lip)
         self.in_features = _checks.positive_int("in_features", in_features)
         self.cones = _checks.positive_int("cones", cones)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from .. import models
 from ..nn.functional import cone_potential, group_sort_norm
 from ..nn import ConePotential, GroupSortNorm, Sequential, StackedSpectralLinear
+from ..nn.cones import DEFAULT_CONES
 from ..normalizers import DEFAULT_EPS_BJORCK
 
 __all__ = ["ScaledCritic", "MeanCritic", "LinearCritic", "StackedDenseCritic", "StackedConeCritic",
@@ -42,11 +43,8 @@ CONE_MAX_FEATURES = 2
 """Largest input width (flattened) for which :func:`lipot.estimate_w1` proposes the cone critic
 by default. Each cone describes one neighbourhood, so the critic overfits as the dimension
 grows: on N(0, I_d) vs N(0, 1.5^2 I_d) with 2000 points per side, held out, it erred by -1.3 %
-in d = 2, but by -11 % in d = 3 and 4 and -33 % in d = 10, where the GNP network erred by
--2 % to +3 % and -5 % (``python benchmarks/w1_cone_dimension.py``; ``docs/results.md``)."""
-
-DEFAULT_CONES = 128
-"""Cones per term of the cone critic (:class:`lipot.nn.ConePotential`)."""
+in d = 2, but by -11 % in d = 3 and 4 and -33 % in d = 10, where the GNP network (128-128-128
+in that run) erred by -2 % to +3 % and -5 % (``python benchmarks/w1_cone_dimension.py``; ``docs/results.md``)."""
 
 
 class ScaledCritic(nn.Module):

@@ -30,10 +30,10 @@ the selection part. The K fold networks of one kind train **together**, as one s
 network (:mod:`lipot.wasserstein.fitting`). Each *races* the candidates before it: a fold's
 network whose smoothed selection KR has not risen above the best selection KR of the earlier
 candidates within ``patience`` epochs stops there (on a pure shift, where the linear critic is
-optimal, the network would otherwise train to its own plateau only to lose the selection). Inputs are centered on the
-  pooled mean in float64 (:mod:`lipot.wasserstein.sources`) and rescaled by one scalar
-  :math:`s` per fold (RMS distance to the mean of the training part): :math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when
-  :math:`f` is.
+optimal, the network would otherwise train to its own plateau only to lose the selection).
+Inputs are centered on the pooled mean in float64 (:mod:`lipot.wasserstein.sources`) and
+rescaled by one scalar :math:`s` per fold (RMS distance to the mean of the training part):
+:math:`g(x) = s\,f((x - c)/s)` is 1-Lipschitz when :math:`f` is.
 
 References: Arjovsky, Chintala & Bottou, arXiv:1701.07875; Anil, Lucas & Grosse,
 arXiv:1811.05381 (GNP critics); Chernozhukov et al., arXiv:1608.00060 (cross-fitting).
