@@ -12,7 +12,7 @@ from lipot.functional import group_sort_norm, pair_norm
 from lipot.losses import weighted_kr
 from lipot.nn import GroupSortNorm, StackedSpectralLinear
 from lipot.wasserstein import StackedDenseCritic
-from lipot.wasserstein.fitting import train_fold_critics
+from lipot.wasserstein.fitting import _Selection, train_fold_critics
 from lipot.wasserstein.folds import FoldPlan
 
 
@@ -161,3 +161,46 @@ def test_networks_race_the_linear_critic():
     assert max(h.get("epoch", 0) for h in scaled.history) > 3
     with pytest.raises(ValueError, match="rivals must hold one value per critic"):
         train_fold_critics(None, None, None, FoldPlan(2, (0.3, 0.15)), None, seed=0, rivals=[0.0])
+
+
+def test_networks_trained_together_race_each_other():
+    """On 2-D scaled copies the GNP network leads the cone critic from the first epoch: the cone
+    critics, trained alongside on the same batches, stop after ``patience`` epochs, and the GNP
+    critics end exactly where they end when trained alone (their own optimizer, schedule and
+    stopping are unaffected by the race they win)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(800, 2)), 1.5 * rng.normal(size=(800, 2))
+    settings = dict(seed=0, folds=3, patience=3, epochs=12)
+    both = lipot.estimate_w1(x, y, **settings)
+    alone = lipot.estimate_w1(x, y, critic="gnp", **settings)
+    assert both.selected == ("gnp",) * 3
+    last = {kind: max(h["epoch"] for h in both.history if h.get("candidate") == kind) for kind in ("cone", "gnp")}
+    assert last == {"cone": 3, "gnp": 12}
+    assert both.value == alone.value
+
+
+class _Snapshots:
+    def fold_state(self, k):
+        return {"k": k}
+
+    def load_fold_state(self, k, state):
+        assert state == {"k": k}
+
+
+@pytest.mark.parametrize("tol, stops_at", [(0.0, None), (1e-3, 4)])
+def test_selection_stops_when_gains_fall_below_the_relative_tolerance(tol, stops_at):
+    track = _Selection(1, patience=3, smoothing=0.0, tol=tol)
+    stopped = None
+    for epoch in range(1, 21):  # the selection KR rises by 0.02 % per epoch, 0.06 % per 3 epochs
+        track.record(0, 1.0002 ** epoch, _Snapshots())
+        track.judge(0, 1.0002 ** epoch, _Snapshots())
+        if not track.active[0]:
+            stopped = epoch
+            break
+    assert stopped == stops_at
+    # a rival above the critic's values: no epoch counts as an improvement
+    rivalled = _Selection(1, patience=2, smoothing=0.0, tol=tol)
+    for epoch in (1, 2):
+        rivalled.record(0, float(epoch), _Snapshots())
+        rivalled.judge(0, float(epoch), _Snapshots(), rival=5.0)
+    assert rivalled.active == [False] and rivalled.best == [2.0]

@@ -160,6 +160,9 @@ class W1Estimator:
         patience: a fold's network stops when the moving average of its selection KR has not
             improved for this many epochs (its best state is kept).
         smoothing: factor of that moving average (0: none).
+        tol: an epoch improves that moving average only if it rises by more than ``tol`` times
+            its best value (relative, as ``ReduceLROnPlateau``'s threshold): late gains smaller
+            than that do not extend training.
         min_epoch_steps: an epoch is one pass over the training samples, repeated until it has
             made at least this many optimizer steps.
         val_fraction: with ``folds=1``, the share of each sample held out for the reported value.
@@ -189,6 +192,7 @@ class W1Estimator:
         cones: int = DEFAULT_CONES,
         patience: int = 6,
         smoothing: float = 0.5,
+        tol: float = 0.0,
         min_epoch_steps: int = 10,
         val_fraction: float = 0.3,
         selection_fraction: float = 0.15,
@@ -214,6 +218,7 @@ class W1Estimator:
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
         _checks.fraction("smoothing", smoothing, high_open=True)
+        _checks.fraction("tol", tol, high_open=True)
         if hidden is not None:
             hidden = tuple(hidden)
             if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 4 or h % 4 for h in hidden):
@@ -225,7 +230,7 @@ class W1Estimator:
         self.critic, self.epochs, self.batch_size, self.lr, self.hidden = critic, epochs, batch_size, lr, hidden
         self.fractions = (float(val_fraction), float(selection_fraction))
         self.patience, self.smoothing, self.min_epoch_steps = patience, float(smoothing), min_epoch_steps
-        self.lr_patience, self.cones = lr_patience, cones
+        self.lr_patience, self.cones, self.tol = lr_patience, cones, float(tol)
         self.seed, self.progress, self.folds = seed, progress, folds
         self.distributed = bool(distributed) and _dist.world_size() > 1
         self.device = torch.device(device) if device is not None else torch.device(
@@ -307,25 +312,25 @@ class W1Estimator:
                           high=sample_points(sx, train, self.cones, gen))
         return critics
 
-    def _networks(self, kind: str, sx, sy, plan: FoldPlan, stats: list[Stats],
-                  rivals: list[float] | None = None) -> tuple[list[float], list[nn.Module], list]:
-        """Train the K fold networks of ``kind`` together; returns their best selection KRs, the
-        critics (``ScaledCritic``, one per fold) and the history. ``rivals``: the best selection
-        KRs of the earlier candidates, which each network must beat within ``patience`` epochs
-        to go on."""
+    def _networks(self, kinds: Sequence[str], sx, sy, plan: FoldPlan, stats: list[Stats],
+                  rivals: list[float] | None = None) -> tuple[dict[str, list[float]], dict[str, list], list]:
+        """Train the K fold networks of every kind in ``kinds`` together (one stack per kind, all
+        on the same batches); returns per kind their best selection KRs and critics
+        (``ScaledCritic``, one per fold), and the history. ``rivals``: the best selection KRs of
+        the closed-form candidate, which each network must beat within ``patience`` epochs to
+        go on, as it must beat the other kinds."""
         scales = [input_scale(*stats, plan.masks(k)["train"]) for k in range(plan.folds)]
         n_train = int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
-        critics = self._fold_networks(kind, sx, sy, plan, scales)
+        stacks = {kind: self._fold_networks(kind, sx, sy, plan, scales) for kind in kinds}
         schedule = Schedule(self.epochs, self.batch_size or auto_batch_size(n_train), self.lr, self.patience,
-                            self.min_epoch_steps, self.smoothing, self.lr_patience)
+                            self.min_epoch_steps, self.smoothing, self.lr_patience, self.tol)
         disable = True if not _dist.is_main() else (None if self.progress is None else not self.progress)
-        with tqdm(total=self.epochs, desc=f"W1 {kind} critics ({plan.folds} folds)", unit="epoch",
+        with tqdm(total=self.epochs, desc=f"W1 {' + '.join(kinds)} critics ({plan.folds} folds)", unit="epoch",
                   disable=disable, leave=False) as bar:
-            best, history = train_fold_critics(critics, sx, sy, plan, schedule, seed=self.seed,
+            best, history = train_fold_critics(stacks, sx, sy, plan, schedule, seed=self.seed,
                                                distributed=self.distributed, bar=bar, rivals=rivals)
-        for record in history:
-            record["candidate"] = kind
-        return best, [critics.member(k) for k in range(plan.folds)], history
+        nets = {kind: [stack.member(k) for k in range(plan.folds)] for kind, stack in stacks.items()}
+        return best, nets, history
 
     def fit(self, X, Y, weights_x=None, weights_y=None) -> "W1Estimator":
         """Train the critic(s) on ``X`` (first measure) and ``Y`` (second); sets ``result_``.
@@ -346,18 +351,20 @@ class W1Estimator:
         self._check_parts(plan, stats)
         candidates: list[list[tuple[float, str, nn.Module]]] = [[] for _ in range(plan.folds)]
         history: list[dict] = []
-        for kind in self._kinds(sx.shape):
-            if kind == "linear":
-                for k in range(plan.folds):
-                    sel, lin = self._linear(stats, plan.masks(k))
-                    sel = _dist.from_main(sel) if self.distributed else sel
-                    candidates[k].append((sel, "linear", lin))
-                    history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
-                continue
-            rivals = [max(t[0] for t in c) for c in candidates] if candidates[0] else None
-            best, nets, hist = self._networks(kind, sx, sy, plan, stats, rivals)
+        kinds = self._kinds(sx.shape)
+        if "linear" in kinds:
             for k in range(plan.folds):
-                candidates[k].append((best[k], kind, nets[k]))
+                sel, lin = self._linear(stats, plan.masks(k))
+                sel = _dist.from_main(sel) if self.distributed else sel
+                candidates[k].append((sel, "linear", lin))
+                history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
+        networks = [kind for kind in kinds if kind != "linear"]
+        if networks:
+            rivals = [c[0][0] for c in candidates] if candidates[0] else None
+            best, nets, hist = self._networks(networks, sx, sy, plan, stats, rivals)
+            for kind in networks:
+                for k in range(plan.folds):
+                    candidates[k].append((best[kind][k], kind, nets[kind][k]))
             history += hist
         chosen = [max(c, key=lambda t: t[0]) for c in candidates]
         self._finish(sx, sy, plan, stats, chosen, center, history, t0)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +57,7 @@ class Schedule:
     min_epoch_steps: int
     smoothing: float
     lr_patience: int
+    tol: float = 0.0
 
 
 @torch.no_grad()
@@ -100,29 +101,40 @@ def _batch_kr(model: nn.Module, xb, yb, ax: Tensor, ay: Tensor, distributed: boo
 
 
 class _Selection:
-    """Per-critic model selection and stopping: best raw selection KR (snapshot) and the
-    patience counter on its exponential moving average. ``rivals``: per critic, the selection
-    KR of the alternative it competes with (the closed-form linear critic); the moving average
-    must rise above it, so a network that cannot beat the rival stops after ``patience``
-    epochs instead of training to its own plateau."""
+    """Per-critic model selection and stopping for one stack of K critics: best raw selection
+    KR (snapshot) and the patience counter on its exponential moving average. Each update is
+    given the critic's *rival*: the best selection KR of the candidates it competes with (the
+    closed-form linear critic, the other networks trained alongside); the moving average must
+    rise above it, so a network that cannot beat its rival stops after ``patience`` epochs
+    instead of training to its own plateau. ``tol``: relative margin an improvement must
+    clear."""
 
-    def __init__(self, members: int, patience: int, smoothing: float,
-                 rivals: list[float] | None = None) -> None:
+    def __init__(self, members: int, patience: int, smoothing: float, tol: float = 0.0) -> None:
         self.best = [-math.inf] * members
-        self.smooth = [None] * members
-        self.best_smooth = list(rivals) if rivals is not None else [-math.inf] * members
+        self.smooth: list[float | None] = [None] * members
+        self.best_smooth = [-math.inf] * members
         self.stale = [0] * members
         self.active = [True] * members
         self.state: list[dict | None] = [None] * members
-        self.patience, self.smoothing = patience, smoothing
+        self.patience, self.smoothing, self.tol = patience, smoothing, tol
 
-    def update(self, k: int, value: float, critics) -> None:
+    def _threshold(self, k: int, rival: float) -> float:
+        """The value the moving average must exceed to count as an improvement."""
+        b = max(self.best_smooth[k], rival)
+        return b + self.tol * abs(b) if math.isfinite(b) else b
+
+    def record(self, k: int, value: float, critics) -> None:
+        """Keep a snapshot of critic ``k`` if ``value`` is its best selection KR so far."""
         if value > self.best[k]:
             self.best[k], self.state[k] = value, critics.fold_state(k)
+
+    def judge(self, k: int, value: float, critics, rival: float = -math.inf) -> None:
+        """Update the moving average with ``value``; stop critic ``k`` (back to its snapshot)
+        after ``patience`` epochs without rising above its best and ``rival``."""
         s = self.smooth[k]
         s = value if s is None else self.smoothing * s + (1 - self.smoothing) * value
         self.smooth[k] = s
-        if s > self.best_smooth[k]:
+        if s > self._threshold(k, rival):
             self.best_smooth[k], self.stale[k] = s, 0
         else:
             self.stale[k] += 1
@@ -131,60 +143,110 @@ class _Selection:
                 critics.load_fold_state(k, self.state[k])
 
 
-def train_fold_critics(critics: nn.Module, sx, sy, plan: FoldPlan, schedule: Schedule, *, seed: int,
-                       distributed: bool = False, bar=None,
-                       rivals: list[float] | None = None) -> tuple[list[float], list[dict]]:
-    """Train the K fold critics of ``critics`` (a module ``(B, *shape) -> (K, B)`` with
-    ``fold_state`` / ``load_fold_state``; see :mod:`lipot.wasserstein.critics`) together.
+class _Run:
+    """One stack of K critics in training: its optimizer, learning-rate schedule, model
+    selection and (distributed) DDP wrapper."""
 
-    Returns the best selection KR of every critic (each critic is left at its best state) and
-    the history (one record per critic and epoch). ``bar``: a tqdm bar advanced once per epoch.
-    ``rivals``: per critic, the selection KR its smoothed value must exceed within ``patience``
-    epochs to keep training (see :class:`_Selection`); ``None``: no rival.
+    def __init__(self, critics: nn.Module, schedule: Schedule, members: int, device, distributed: bool) -> None:
+        self.critics = critics
+        self.opt = torch.optim.Adam(critics.parameters(), lr=schedule.lr)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, "max", factor=0.5,
+                                                                  patience=schedule.lr_patience)
+        self.model = _dist.wrap_ddp(critics, device) if distributed else critics
+        self.track = _Selection(members, schedule.patience, schedule.smoothing, schedule.tol)
+        self.last = torch.zeros(members)
+
+    @property
+    def running(self) -> bool:
+        return any(self.track.active)
+
+    def step(self, xb, yb, ax: Tensor, ay: Tensor, distributed: bool) -> None:
+        active = torch.tensor(self.track.active, dtype=torch.float32, device=xb.device)
+        kr = _batch_kr(self.model, xb, yb, ax, ay, distributed)
+        self.opt.zero_grad(set_to_none=True)
+        (-(kr * active).sum()).backward()
+        self.opt.step()
+        _freeze_stopped(self.critics, self.track)
+        self.last = kr.detach()
+
+    def end_epoch(self) -> None:
+        track = self.track
+        if self.running:
+            self.plateau.step(sum(track.smooth[k] for k in range(len(track.active)) if track.active[k]))
+
+
+def train_fold_critics(stacks: Mapping[str, nn.Module], sx, sy, plan: FoldPlan, schedule: Schedule, *, seed: int,
+                       distributed: bool = False, bar=None,
+                       rivals: list[float] | None = None) -> tuple[dict[str, list[float]], list[dict]]:
+    """Train the K fold critics of each stack in ``stacks`` (name -> a module ``(B, *shape) ->
+    (K, B)`` with ``fold_state`` / ``load_fold_state``; see :mod:`lipot.wasserstein.critics`)
+    together, on the same batches, each stack with its own Adam optimizer and learning-rate
+    schedule.
+
+    The stacks *race*: critic ``k`` of one stack must beat, within ``patience`` epochs, the best
+    selection KR so far of critic ``k`` of every other stack, and ``rivals[k]`` (e.g. the
+    closed-form linear critic; ``None``: no fixed rival). A stack whose critics have all
+    stopped no longer computes anything, so the loser of a race costs only the epochs it took
+    to fall behind.
+
+    Returns the best selection KR of every critic per stack (each critic is left at its best
+    state) and the history (one record per critic and epoch, with the stack's name as
+    ``"candidate"``). ``bar``: a tqdm bar advanced once per epoch.
     """
     members = plan.folds
     if rivals is not None and len(rivals) != members:
         raise ValueError(f"rivals must hold one value per critic ({members}), got {len(rivals)}")
+    fixed = list(rivals) if rivals is not None else [-math.inf] * members
     train_rows = plan.stacked("train").to(sx.device, torch.float32)
     selection = plan.stacked("selection")
     union, sel_union = plan.union("train"), plan.union("selection")
-    opt = torch.optim.Adam(critics.parameters(), lr=schedule.lr)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=schedule.lr_patience)
-    model = _dist.wrap_ddp(critics, sx.device) if distributed else critics
+    runs = {name: _Run(c, schedule, members, sx.device, distributed) for name, c in stacks.items()}
     gen = torch.Generator().manual_seed(seed)
-    track = _Selection(members, schedule.patience, schedule.smoothing, rivals)
     history: list[dict] = []
     for epoch in range(schedule.epochs):
-        critics.train()
-        active = torch.tensor(track.active, dtype=torch.float32, device=sx.device)
-        last, steps = torch.zeros(members), 0
+        live = [r for r in runs.values() if r.running]
+        for r in live:
+            r.critics.train()
+        steps = 0
         while steps == 0 or steps < schedule.min_epoch_steps:
             for (xb, wxb, cx), (yb, wyb, cy) in _pairs(sx, sy, union, schedule.batch_size, gen, distributed):
-                kr = _batch_kr(model, xb, yb, wxb * train_rows[:, cx], wyb * train_rows[:, cy], distributed)
-                opt.zero_grad(set_to_none=True)
-                (-(kr * active).sum()).backward()
-                opt.step()
-                _freeze_stopped(critics, track)
-                last, steps = kr.detach(), steps + 1
-        mx = critic_moments(critics, sx, sel_union, members, plan.cells, distributed)
-        my = critic_moments(critics, sy, sel_union, members, plan.cells, distributed)
-        for k in range(members):
-            if not track.active[k]:
-                continue
-            sel = kr_from(mx, my, k, selection[k])[0]
-            history.append({"fold": k, "epoch": epoch + 1, "train_batch_kr": float(last[k]), "selection_kr": sel})
-            track.update(k, sel, critics)
-        if any(track.active):
-            plateau.step(sum(track.smooth[k] for k in range(members) if track.active[k]))
+                ax, ay = wxb * train_rows[:, cx], wyb * train_rows[:, cy]
+                for r in live:
+                    r.step(xb, yb, ax, ay, distributed)
+                steps += 1
+        values = {name: _selection_krs(r, sx, sy, plan, selection, sel_union, distributed)
+                  for name, r in runs.items() if r in live}
+        for name, sel in values.items():
+            for k, v in sel.items():
+                runs[name].track.record(k, v, runs[name].critics)
+        for name, sel in values.items():
+            r = runs[name]
+            for k, v in sel.items():
+                history.append({"fold": k, "epoch": epoch + 1, "train_batch_kr": float(r.last[k]),
+                                "selection_kr": v, "candidate": name})
+                rival = max([fixed[k]] + [o.track.best[k] for o in runs.values() if o is not r])
+                r.track.judge(k, v, r.critics, rival)
+        for r in live:
+            r.end_epoch()
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(active=sum(track.active), selection_kr=f"{_mean(track.best):.4g}")
-        if not any(track.active):
+            bar.set_postfix(active=sum(sum(r.track.active) for r in runs.values()),
+                            selection_kr=f"{_mean([max(v) for v in zip(*(r.track.best for r in runs.values()))]):.4g}")
+        if not any(r.running for r in runs.values()):
             break
-    for k in range(members):
-        if track.active[k]:
-            critics.load_fold_state(k, track.state[k])
-    return track.best, history
+    for r in runs.values():
+        for k in range(members):
+            if r.track.active[k]:
+                r.critics.load_fold_state(k, r.track.state[k])
+    return {name: r.track.best for name, r in runs.items()}, history
+
+
+def _selection_krs(r: _Run, sx, sy, plan: FoldPlan, selection: Tensor, sel_union: Tensor,
+                   distributed: bool) -> dict[int, float]:
+    """The selection KR of every active critic of ``r``."""
+    mx = critic_moments(r.critics, sx, sel_union, plan.folds, plan.cells, distributed)
+    my = critic_moments(r.critics, sy, sel_union, plan.folds, plan.cells, distributed)
+    return {k: kr_from(mx, my, k, selection[k])[0] for k in range(plan.folds) if r.track.active[k]}
 
 
 def _freeze_stopped(critics: nn.Module, track: _Selection) -> None:
