@@ -203,6 +203,7 @@ API_CASES: dict[str, Bad] = {
     "audit-rtol-1": Bad("settings", lambda _: audit_certificates(_model3(), X4, Y3, rtol=1.0), ValueError, r"rtol must be in \[0, 1\)"),
     "batch-centering-momentum-0": Bad("settings", lambda _: L.BatchCentering(3, momentum=0.0), ValueError, r"momentum"),
     "w1-smoothing-1": Bad("settings", lambda _: W1Estimator(smoothing=1.0), ValueError, r"smoothing"),
+    "w1-tol-negative": Bad("settings", lambda _: W1Estimator(tol=-0.1), ValueError, r"tol must be in"),
     "emma-min-fraction-2": Bad("settings", lambda _: LL.EMMALoss(0.5, min_fraction=2.0), ValueError, r"min_fraction"),
     "transposed-output-padding": Bad("settings", lambda _: L.SpectralConvTranspose2d(2, 2, 3, output_padding=4), ValueError, r"output_padding"),
     # counts

@@ -17,14 +17,17 @@ critic exactly as it would move it alone (tested against K separately trained cr
 After every epoch (a pass over the training samples, repeated to at least ``min_epoch_steps``
 steps) each critic's KR value on its selection part is measured. Per critic, the best value so
 far is kept as a snapshot (model selection), and the critic stops (its snapshot is restored and
-it no longer moves) once an exponential moving average of its selection values has not improved
-for ``patience`` epochs (with a *rival*, e.g. the closed-form linear critic, the average must
-also rise above the rival's selection value: it starts as the best to beat); training ends when
-every critic has stopped or after ``epochs``. The learning rate is halved whenever the sum of
-the active critics' averaged selection values has not improved for ``lr_patience`` epochs
+it no longer moves) once an exponential moving average of its selection values has not risen
+by more than a relative ``tol`` above its best for ``patience`` epochs. Several stacks (one per
+kind of network) can train side by side on the same batches, each with its own optimizer: they
+*race*, critic ``k`` of each stack must also rise above the best selection value of critic
+``k`` of the other stacks and of a fixed *rival* (the closed-form linear critic), so the loser
+stops within ``patience`` epochs of falling behind; training ends when every critic has
+stopped or after ``epochs``. The learning rate of each stack is halved whenever the sum of its
+active critics' averaged selection values has not improved for ``lr_patience`` epochs
 (``ReduceLROnPlateau``): the large early steps find the shape of the critic fast, the small
-late ones sharpen it (on the 8-ring vs 5x5-grid mixture,
-n = 5000, with patience 10: from -3.3 % to -2.5 % of exact OT).
+late ones sharpen it (on the 8-ring vs 5x5-grid mixture, n = 5000, with patience 10: from
+-3.3 % to -2.5 % of exact OT).
 """
 
 from __future__ import annotations
