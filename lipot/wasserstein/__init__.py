@@ -13,7 +13,8 @@ The package, bottom to top:
 
 from .critics import (CONE_MAX_FEATURES, LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedConeCritic,
                       StackedDenseCritic)
-from .estimator import W1Estimator, W1Result, auto_batch_size, auto_hidden, default_candidates, estimate_w1
+from .estimator import (W1Estimator, W1Result, auto_batch_size, auto_hidden, auto_tol, default_candidates,
+                        estimate_w1)
 from .folds import FoldPlan
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "FoldPlan",
     "auto_batch_size",
     "auto_hidden",
+    "auto_tol",
     "default_candidates",
     "CONE_MAX_FEATURES",
 ]
