@@ -60,7 +60,7 @@ class Schedule:
     min_epoch_steps: int
     smoothing: float
     lr_patience: int
-    tol: float = 0.0
+    tol: float
 
 
 @torch.no_grad()
@@ -112,7 +112,7 @@ class _Selection:
     instead of training to its own plateau. ``tol``: relative margin an improvement must
     clear."""
 
-    def __init__(self, members: int, patience: int, smoothing: float, tol: float = 0.0) -> None:
+    def __init__(self, members: int, patience: int, smoothing: float, tol: float) -> None:
         self.best = [-math.inf] * members
         self.smooth: list[float | None] = [None] * members
         self.best_smooth = [-math.inf] * members
