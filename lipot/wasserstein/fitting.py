@@ -173,9 +173,8 @@ class _Run:
         self.last = kr.detach()
 
     def end_epoch(self) -> None:
-        track = self.track
         if self.running:
-            self.plateau.step(sum(track.smooth[k] for k in range(len(track.active)) if track.active[k]))
+            self.plateau.step(sum(s for s, on in zip(self.track.smooth, self.track.active) if on))
 
 
 def train_fold_critics(stacks: Mapping[str, nn.Module], sx, sy, plan: FoldPlan, schedule: Schedule, *, seed: int,
@@ -207,29 +206,29 @@ def train_fold_critics(stacks: Mapping[str, nn.Module], sx, sy, plan: FoldPlan, 
     gen = torch.Generator().manual_seed(seed)
     history: list[dict] = []
     for epoch in range(schedule.epochs):
-        live = [r for r in runs.values() if r.running]
-        for r in live:
+        live = {name: r for name, r in runs.items() if r.running}
+        for r in live.values():
             r.critics.train()
         steps = 0
         while steps == 0 or steps < schedule.min_epoch_steps:
             for (xb, wxb, cx), (yb, wyb, cy) in _pairs(sx, sy, union, schedule.batch_size, gen, distributed):
                 ax, ay = wxb * train_rows[:, cx], wyb * train_rows[:, cy]
-                for r in live:
+                for r in live.values():
                     r.step(xb, yb, ax, ay, distributed)
                 steps += 1
         values = {name: _selection_krs(r, sx, sy, plan, selection, sel_union, distributed)
-                  for name, r in runs.items() if r in live}
-        for name, sel in values.items():
+                  for name, r in live.items()}
+        for name, sel in values.items():  # every stack's bests first: the race is order-free
             for k, v in sel.items():
-                runs[name].track.record(k, v, runs[name].critics)
+                live[name].track.record(k, v, live[name].critics)
         for name, sel in values.items():
-            r = runs[name]
+            r = live[name]
             for k, v in sel.items():
                 history.append({"fold": k, "epoch": epoch + 1, "train_batch_kr": float(r.last[k]),
                                 "selection_kr": v, "candidate": name})
                 rival = max([fixed[k]] + [o.track.best[k] for o in runs.values() if o is not r])
                 r.track.judge(k, v, r.critics, rival)
-        for r in live:
+        for r in live.values():
             r.end_epoch()
         if bar is not None:
             bar.update(1)
