@@ -184,7 +184,7 @@ def test_streamed_2d_samples_get_cone_centers_from_the_stream():
 
 
 def test_dense_critic_is_deeper_for_low_dimensional_inputs():
-    from lipot.wasserstein.estimator import LOW_DIM_FEATURES, LOW_DIM_HIDDEN
+    from lipot.wasserstein.defaults import LOW_DIM_FEATURES, LOW_DIM_HIDDEN
 
     assert lipot.wasserstein.auto_hidden(LOW_DIM_FEATURES) == LOW_DIM_HIDDEN == (64,) * 6
     assert lipot.wasserstein.auto_hidden(LOW_DIM_FEATURES + 1) == lipot.models.DENSE_CRITIC_HIDDEN

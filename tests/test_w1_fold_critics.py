@@ -208,7 +208,7 @@ def test_selection_stops_when_gains_fall_below_the_relative_tolerance(tol, stops
 
 def test_default_stopping_tolerance_by_input_width():
     from lipot.wasserstein import auto_tol
-    from lipot.wasserstein.estimator import LOW_DIM_FEATURES
+    from lipot.wasserstein.defaults import LOW_DIM_FEATURES
     assert auto_tol(2) == auto_tol(LOW_DIM_FEATURES) == 1e-3
     assert auto_tol(LOW_DIM_FEATURES + 1) == auto_tol(784) == 1e-4
     assert lipot.W1Estimator().tol is None and lipot.W1Estimator(tol=0).tol == 0

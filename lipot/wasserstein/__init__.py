@@ -8,13 +8,15 @@ The package, bottom to top:
 * :mod:`~lipot.wasserstein.moments`: per-part float64 sums of samples and critic values;
 * :mod:`~lipot.wasserstein.critics`: the returned critic types and the stacked fold critics;
 * :mod:`~lipot.wasserstein.fitting`: the K fold critics trained together;
+* :mod:`~lipot.wasserstein.defaults`: the defaults that depend on the data (batch size, widths,
+  stopping tolerance, candidates);
 * :mod:`~lipot.wasserstein.estimator`: :class:`W1Estimator` and :func:`estimate_w1`.
 """
 
 from .critics import (CONE_MAX_FEATURES, LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedConeCritic,
                       StackedDenseCritic)
-from .estimator import (W1Estimator, W1Result, auto_batch_size, auto_hidden, auto_tol, default_candidates,
-                        estimate_w1)
+from .defaults import auto_batch_size, auto_hidden, auto_tol, default_candidates
+from .estimator import W1Estimator, W1Result, estimate_w1
 from .folds import FoldPlan
 
 __all__ = [

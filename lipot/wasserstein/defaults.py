@@ -1,0 +1,72 @@
+r"""The estimator's defaults that depend on the data, each defined once: the batch size, the
+dense critic's widths, the stopping tolerance and the candidates of model selection.
+
+:class:`~lipot.wasserstein.estimator.W1Estimator` takes ``None`` for each of these settings and
+asks the function here; the command line passes on only what the user set.
+"""
+
+from __future__ import annotations
+
+from .. import models
+from .critics import CONE_MAX_FEATURES
+
+__all__ = ["auto_batch_size", "auto_hidden", "auto_tol", "default_candidates", "LOW_DIM_HIDDEN", "LOW_DIM_FEATURES",
+           "LOW_DIM_TOL", "HIGH_DIM_TOL"]
+
+
+def auto_batch_size(n_train: int) -> int:
+    """Default batch size (samples per side and step): the whole training part up to 512."""
+    return max(1, min(n_train, 512))
+
+
+LOW_DIM_HIDDEN = (64,) * 6
+"""Hidden widths of the dense critic for inputs of 3 to :data:`LOW_DIM_FEATURES` features:
+deeper and narrower than :data:`lipot.models.DENSE_CRITIC_HIDDEN`, at about the same cost per
+step. A GroupSortNorm network composes pair norms layer by layer, so depth, not width, lets it
+represent radial and clustered potentials: on 6 samples of N(0, I_10) vs N(0, 1.5^2 I_10) with
+2000 points per side the mean held-out error went from -3.66 % to -1.45 %, every sample better
+(``python benchmarks/w1_sample_spread.py --case scaled --dim 10 --n 2000 --samples 6 [--set
+hidden=64,64,64,64,64,64]``). In 2-D, where the cone critic covers sharp clusters, the
+three-layer network fitted two moons of 2000 points better (-0.16 % of exact OT against -0.91 %
+with the deep one, ``lipot estimate --toy moons``), so 2-D inputs keep it."""
+
+LOW_DIM_FEATURES = 16
+"""Largest input width (flattened) that gets :data:`LOW_DIM_HIDDEN` (measured at d = 10; wider
+inputs, such as flattened images, keep the critic their benchmarks were measured with)."""
+
+
+def auto_hidden(in_features: int) -> tuple[int, ...]:
+    """Default hidden widths of the dense critic: :data:`LOW_DIM_HIDDEN` for inputs of more than
+    :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` and at most :data:`LOW_DIM_FEATURES`
+    features, else :data:`lipot.models.DENSE_CRITIC_HIDDEN`."""
+    low = CONE_MAX_FEATURES < in_features <= LOW_DIM_FEATURES
+    return LOW_DIM_HIDDEN if low else models.DENSE_CRITIC_HIDDEN
+
+
+LOW_DIM_TOL = 1e-3
+"""Stopping tolerance of :func:`auto_tol` for inputs of at most :data:`LOW_DIM_FEATURES`
+features. There the halved learning rates' last gains are about 0.001 % per epoch and do not
+move the estimate: paired on the validation cases of at most 10 features (``python
+benchmarks/w1_validation.py --only shift diracs scaled moons mixtures --set tol=0`` and
+``tol=0.001``, side by side), ``1e-3`` made them up to 2.3x faster (two moons, 5000 per side:
+57 s -> 25 s) and moved no value by more than 0.08 % of the reference."""
+
+HIGH_DIM_TOL = 1e-4
+"""Stopping tolerance of :func:`auto_tol` for wider inputs. On flattened MNIST pairs the
+critics still gain about 0.05 % per epoch late in training, and ``1e-3`` lowered the held-out
+values (lower bounds) by 0.25 % to 0.6 % (``--only mnist --set tol=...``), and by 1.25 % on
+digits 0-4 vs 5-9 with 10k per side (``python benchmarks/w1_time_to_estimate.py --case
+mnist``); ``1e-4`` left the MNIST values within 0.003 % of ``tol=0``."""
+
+
+def auto_tol(in_features: int) -> float:
+    """Default stopping tolerance ``tol``: :data:`LOW_DIM_TOL` for inputs of at most
+    :data:`LOW_DIM_FEATURES` features, else :data:`HIGH_DIM_TOL`."""
+    return LOW_DIM_TOL if in_features <= LOW_DIM_FEATURES else HIGH_DIM_TOL
+
+
+def default_candidates(in_features: int) -> tuple[str, ...]:
+    """The candidates of ``critic=None``, in training order: ``("linear", "cone", "gnp")`` for
+    inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features (flattened),
+    else ``("linear", "gnp")``."""
+    return ("linear", "cone", "gnp") if in_features <= CONE_MAX_FEATURES else ("linear", "gnp")
