@@ -1,25 +1,26 @@
 """Audit an MNIST model on a device (CUDA when there is one): certificates vs attack radii, norm
 audit and empirical Lipschitz lower bound, with timings.
 
-    python benchmarks/gpu_audit.py --data-root ../shared/data/mnist --device cuda --n 1000
-    python benchmarks/gpu_audit.py --model m.pt --data-root ../shared/data/mnist --device cpu --n 200
+    python benchmarks/gpu_audit.py --data-root MNIST_DIR --device cuda --n 1000
+    python benchmarks/gpu_audit.py --model m.pt --data-root MNIST_DIR --device cpu --n 200
 
 Without ``--model`` it trains the MNIST 0-vs-8 dense HKR model of the README results table (10 epochs) first.
 """
 
 import argparse
-import os
 import time
 
 import torch
 
 import lipot
+from _data import MNIST_ROOT
 from lipot.audit import audit_certificates
-from lipot.cli import _dataset, _load_model
+from lipot.cli._args import dataset as _dataset
+from lipot.cli.check import load_model as _load_model
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--model", default=None, help="checkpoint written by `lipot train`")
-parser.add_argument("--data-root", default=os.environ.get("LIPOT_MNIST_ROOT", "../shared/data/mnist"))
+parser.add_argument("--data-root", default=MNIST_ROOT, help="MNIST folder (default: $LIPOT_MNIST_ROOT or data/mnist)")
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 parser.add_argument("--n", type=int, default=1000)
 parser.add_argument("--steps", type=int, default=100)

@@ -25,6 +25,7 @@ import lipot
 import lipot.losses as LL
 import lipot.nn as L
 from lipot import cli, data
+from lipot.cli import train as train_cli
 from lipot.audit import attack_radius, audit_certificates
 from lipot.certify import certified_accuracy, certified_radius
 from lipot.nn.weight_layer import lipschitz_weight
@@ -344,6 +345,11 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "train-out-exists": (["train", "--out", "{model.pt}"], r"already exists.*--resume.*--force"),
     "train-out-directory": (["train", "--out", "{dir.pt}"], r"is a directory"),
     "train-alpha-above-1": (["train", "--out", "new.pt", "--alpha", "2"], r"--alpha: must be in \[0, 1\]"),
+    "train-option-of-another-arch": (["train", "--out", "new.pt", "--data-root", "{mnist}", "--channels", "8"],
+                                     r"--channels: not an option of --arch dense"),
+    "train-alpha-with-tau-ce": (["train", "--out", "new.pt", "--data-root", "{mnist}", "--loss", "tau-ce", "--alpha", "0.5"],
+                                r"--alpha and --min-margin do not apply to --loss tau-ce"),
+    "estimate-n-with-files": (["estimate", "{a.npy}", "{a.npy}", "--n", "5"], r"--n sets the size of a --toy pair.*--limit"),
     "train-epochs-zero": (["train", "--out", "new.pt", "--epochs", "0"], r"--epochs: must be > 0"),
     "train-abbreviated-option": (["train", "--out", "new.pt", "--epoch", "3"], r"unrecognized arguments: --epoch"),
     "train-mnist-without-root": (["train", "--out", "new.pt"], r"--data-root is required"),
@@ -406,7 +412,7 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_run_training", interrupted)
+    monkeypatch.setattr(train_cli, "_run_training", interrupted)
     before = out.read_bytes()
     assert cli.main(["train", "--out", str(out), "--resume"]) == 130
     err = capsys.readouterr().err
@@ -417,7 +423,7 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch
 def test_force_replaces_an_existing_checkpoint_only_when_a_new_epoch_is_written(tmp_path, monkeypatch):
     out = _checkpoint(tmp_path / "run.pt")
     seen = {}
-    monkeypatch.setattr(cli, "_run_training", lambda args: seen.update(exists=out.exists(), resume=args.resume) or 0)
+    monkeypatch.setattr(train_cli, "_run_training", lambda args: seen.update(exists=out.exists(), resume=args.resume) or 0)
     assert cli.main(["train", "--out", str(out), "--force"]) == 0
     assert seen == {"exists": True, "resume": False}  # kept until fit() atomically replaces it
 

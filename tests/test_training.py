@@ -9,6 +9,8 @@ import torch
 
 import lipot
 from lipot import cli, losses, models
+from lipot.cli import check as check_cli
+from lipot.cli import train as train_cli
 from lipot.training import fit, load_checkpoint, make_loader, save_checkpoint
 
 
@@ -77,11 +79,13 @@ def test_fit_and_loader_errors():
 def test_cli_records_the_conv_and_loads_checkpoints_from_before_the_choice(tmp_path):
     args = cli.build_parser().parse_args(["train", "--arch", "conv", "--out", "m.pt"])
     x = torch.zeros(2, 1, 8, 8)
-    assert cli._arch_kwargs(args, x, 3)["conv"] == models.DEFAULT_CONV  # recorded, not implied
-    assert "downsample" not in cli._arch_kwargs(args, x, 3)
+    assert train_cli.arch_kwargs(args, x, 3)["conv"] == models.DEFAULT_CONV  # recorded, not implied
+    # every argument of the builder is recorded as resolved (a later default change keeps old checkpoints)
+    assert train_cli.arch_kwargs(args, x, 3)["downsample"] == "pool"
+    assert train_cli.arch_kwargs(args, x, 3)["channels"] == [16, 32]
     args = cli.build_parser().parse_args(["train", "--arch", "conv", "--conv", "aol", "--downsample",
                                           "stride", "--out", "m.pt"])
-    assert cli._arch_kwargs(args, x, 3)["conv"] == "aol"
+    assert train_cli.arch_kwargs(args, x, 3)["conv"] == "aol"
     # a checkpoint written before conv= existed holds SpectralConv2d weights and no "conv" key
     kwargs = {"in_channels": 1, "input_size": 8, "channels": [4, 8], "dense": [8], "num_classes": 3,
               "convs_per_block": 1}
@@ -89,7 +93,7 @@ def test_cli_records_the_conv_and_loads_checkpoints_from_before_the_choice(tmp_p
     path = tmp_path / "old.pt"
     save_checkpoint(path, {"model": old.state_dict(), "extra": {"config": {
         "arch": "conv", "arch_kwargs": kwargs, "dataset": "mnist", "binary": None, "loss": "lse-hkr"}}})
-    model, _ = cli._load_model(str(path))
+    model, _ = check_cli.load_model(str(path))
     assert isinstance(model[0], lipot.SpectralConv2d)
     with torch.no_grad():
         torch.testing.assert_close(model(x), old.eval()(x))
@@ -134,15 +138,31 @@ def test_cli_margin_loss_with_ramp_decay_and_lln_head(tmp_path, capsys):
     assert cli.main(["certify", str(out), "--data-root", str(MNIST_ROOT), "--eps", "0.5"]) == 0
     text = capsys.readouterr().out
     assert "certified accuracy at eps=0.5" in text
-    model, config = cli._load_model(str(out))
+    model, config = check_cli.load_model(str(out))
     assert isinstance(model[-1], lipot.FrobeniusLinear) and config["loss"] == "emma"
+
+
+def test_cli_losses_keep_the_library_defaults():
+    """Unset options take the loss classes' own defaults; set ones are passed on."""
+    def loss(*argv):
+        args = cli.build_parser().parse_args(["train", "--out", "m.pt", *argv])
+        return train_cli.loss_from_args(args, models.dense_classifier(4, (8,), 3))
+
+    lse, ref = loss("--loss", "lse-hkr"), losses.LseHKRMulticlassLoss()
+    assert (lse.alpha, lse.temperature, lse.min_margin) == (ref.alpha, ref.temperature, ref.min_margin)
+    soft, ref = loss("--loss", "soft-hkr", "--alpha", "0.3"), losses.SoftHKRMulticlassLoss()
+    assert (soft.alpha, soft.temperature, soft.min_margin) == (0.3, ref.temperature, ref.min_margin)
+    hkr = loss("--loss", "hkr", "--min-margin", "2")
+    assert (hkr.alpha, hkr.min_margin) == (train_cli.HKR_ALPHA, 2.0)
+    assert loss("--loss", "hkr-multiclass").min_margin == losses.HKRMulticlassLoss(0.5).min_margin
+    assert loss("--loss", "tau-ce", "--temperature", "4").tau == 4.0
 
 
 def test_cli_recipe_and_4c3f_arch_kwargs():
     args = cli.build_parser().parse_args(["train", "--arch", "4c3f", "--head", "lln", "--out", "m.pt"])
-    kwargs = cli._arch_kwargs(args, torch.zeros(2, 1, 28, 28), 10)
+    kwargs = train_cli.arch_kwargs(args, torch.zeros(2, 1, 28, 28), 10)
     assert kwargs == {"in_channels": 1, "input_size": 28, "num_classes": 10, "conv": models.DEFAULT_CONV,
                       "head": "lln"}
     assert isinstance(models.build("4c3f", **kwargs)[-1], lipot.FrobeniusLinear)
     args = cli.build_parser().parse_args(["train", "--recipe", "emma", "--eps", "0.5", "1.58", "--out", "m.pt"])
-    assert cli._train_eps(args) == 1.58 and cli._radius_ramp(args).overshoot == lipot.schedules.RadiusRamp(1.0).overshoot
+    assert train_cli.train_eps(args) == 1.58 and train_cli.radius_ramp(args).overshoot == lipot.schedules.RadiusRamp(1.0).overshoot
