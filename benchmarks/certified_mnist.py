@@ -10,7 +10,7 @@ minutes for every CSV in the output folder (one line per recipe).
 Run (2-core CPU, 90 minutes of training)::
 
     python benchmarks/certified_mnist.py --recipe emma --minutes 90 --epochs 60 \
-        --data-root ../shared/data/mnist --out runs/certified-mnist
+        --data-root MNIST_DIR --out runs/certified-mnist
 
 Run it again with the same arguments to resume (a larger --minutes continues the same run). The
 checkpoint works with ``lipot certify`` and ``lipot audit``. ``--plot-only --out DIR`` redraws

@@ -1,7 +1,7 @@
 """MNIST 10-class conv GNP classifier: lipot vs deel-torchlip, same architecture, same loss, same
 data order, same training loop; epoch times, clean and certified accuracy side by side.
 
-    python benchmarks/mnist_conv_vs_deel.py --data-root ../shared/data/mnist --epochs 10
+    python benchmarks/mnist_conv_vs_deel.py --data-root MNIST_DIR --epochs 10
 
 Certificates: lipot's model with the verified per-pair bound (lipot.certify); deel-torchlip's model
 with its nominal bound (L = 1, (top1 - top2)/sqrt(2)) and, after copying its exported weights into

@@ -2,7 +2,7 @@
 critic on the flattened images: held-out estimate (a lower bound on W1 in expectation: higher
 is tighter) and time.
 
-Run: python benchmarks/w1_conv_critics.py --data-root ../shared/data/mnist   (about a minute)
+Run: python benchmarks/w1_conv_critics.py --data-root MNIST_DIR   (about a minute)
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ budget, and the report gives the first budget whose value is within 2 % of it, w
 """
 
 import argparse
-import os
 import resource
 import time
 
@@ -17,12 +16,13 @@ import numpy as np
 import lipot
 from lipot.ot import exact_w1
 
+from _data import MNIST_ROOT
+
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--case", choices=["mnist", "shift"], default="mnist")
 parser.add_argument("--n", type=int, default=10_000)
 parser.add_argument("--budgets", type=int, nargs="+", default=[1, 3, 10, 60], help="epoch budgets")
-parser.add_argument("--data-root", default=os.environ.get(
-    "LIPOT_MNIST_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")))
+parser.add_argument("--data-root", default=MNIST_ROOT, help="MNIST folder (default: $LIPOT_MNIST_ROOT or data/mnist)")
 parser.add_argument("--no-exact", action="store_true")
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()

@@ -27,6 +27,7 @@ import lipot
 from lipot.ot import exact_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _data import MNIST_ROOT  # noqa: E402
 from lipot.toys import gaussian_shift, ring_vs_grid, scaled_gaussians, two_moons  # noqa: E402
 
 
@@ -45,8 +46,6 @@ def mnist_pair(a: int, b: int):
     return x[y == a].reshape(-1, 784), x[y == b].reshape(-1, 784)  # vectors: dense + linear critics
 
 
-MNIST_ROOT = os.environ.get("LIPOT_MNIST_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                              "data", "mnist"))
 
 
 def cases(only):
