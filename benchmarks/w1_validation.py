@@ -10,6 +10,8 @@ is not 1-Lipschitz).
     python benchmarks/w1_validation.py --only shift diracs   # a subset
     python benchmarks/w1_validation.py --only scaled --set patience=12 hidden=256,256,256
                                                              # other estimator settings
+
+The MNIST rows read ``$LIPOT_MNIST_ROOT`` (else ``data/mnist`` in the repository).
 """
 
 from __future__ import annotations
