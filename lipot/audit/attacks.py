@@ -222,6 +222,30 @@ class AttackResult:
     per_attack: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
 
+def _attack_batch(fn: _Logits, x: Tensor, y: Tensor, attacks: Sequence[str], steps: int, targets: int,
+                  per_attack: dict[str, list[Tensor]], tick: Callable[[str], None]) -> tuple[Tensor, Tensor]:
+    """Every attack on one batch, in order; returns the per-sample smallest verified radius
+    (0 where already misclassified, ``inf`` where none was found) and its point. Each
+    attack's points are pulled onto the boundary along their ray, then re-checked: only
+    misclassified points count."""
+    best = torch.where(_misclassified(fn, x, y), 0.0, math.inf).to(x)
+    best_x = x.clone()
+    for name in attacks:
+        tick(name)
+        if name == "apgd":
+            pts = _apgd_bisect(fn, x, y, best, best_x, steps)
+        else:
+            pts = ATTACKS[name](fn, x, y, steps=steps, targets=targets)
+        pts = _refine_on_ray(fn, x, y, pts, _misclassified(fn, pts, y))
+        hit = _misclassified(fn, pts, y)  # the check: only verified points count
+        d = torch.where(hit, _norms(pts - x), torch.full_like(best, math.inf))
+        per_attack[name].append(d.cpu())
+        better = d < best
+        best = torch.where(better, d, best)
+        best_x = torch.where(_bcast(better, x), pts, best_x)
+    return best, best_x
+
+
 def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool", "fab", "fmn", "apgd"),
                   steps: int = 100, targets: int = 3, batch_size: int = 256,
                   device: str | torch.device | None = None, progress: bool | None = False) -> AttackResult:
@@ -263,22 +287,12 @@ def attack_radius(model: nn.Module, X, y, *, attacks: Sequence[str] = ("deepfool
                    disable=None if progress is None else not progress)
         for i in starts:
             x, lab = x_all[i:i + batch_size], y_all[i:i + batch_size]
-            best = torch.where(_misclassified(fn, x, lab), 0.0, math.inf).to(x)
-            best_x = x.clone()
-            for name in attacks:
+
+            def tick(name: str) -> None:
                 bar.set_postfix(batch=f"{i // batch_size + 1}/{len(starts)}", attack=name, refresh=False)
                 bar.update()
-                if name == "apgd":
-                    pts = _apgd_bisect(fn, x, lab, best, best_x, steps)
-                else:
-                    pts = ATTACKS[name](fn, x, lab, steps=steps, targets=targets)
-                pts = _refine_on_ray(fn, x, lab, pts, _misclassified(fn, pts, lab))
-                hit = _misclassified(fn, pts, lab)  # the check: only verified points count
-                d = torch.where(hit, _norms(pts - x), torch.full_like(best, math.inf))
-                per_attack[name].append(d.cpu())
-                better = d < best
-                best = torch.where(better, d, best)
-                best_x = torch.where(_bcast(better, x), pts, best_x)
+
+            best, best_x = _attack_batch(fn, x, lab, attacks, steps, targets, per_attack, tick)
             radii.append(best.cpu())
             points.append(best_x.cpu())
             success.append(torch.isfinite(best).cpu())

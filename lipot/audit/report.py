@@ -59,6 +59,19 @@ class AuditReport:
         return "\n".join(lines)
 
 
+def _problems(violations: int, verified: float | None, lower: float, upper: float, rtol: float) -> list[str]:
+    """What fails the audit: violated certificates, a verified bound above the one used (the
+    norm audit), an empirical lower bound above it."""
+    problems = []
+    if violations:
+        problems.append(f"{violations} certificate(s) violated by an attack")
+    if verified is not None and verified > upper * (1 + rtol):
+        problems.append(f"norm audit: the verified bound {verified:.6f} exceeds the bound used {upper:.6f}")
+    if lower > upper * (1 + rtol):
+        problems.append(f"empirical Lipschitz lower bound {lower:.6f} exceeds the bound used {upper:.6f}")
+    return problems
+
+
 def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *, attack: dict | None = None,
                        lower: dict | None = None, rtol: float = 1e-4, per_pair: bool = True,
                        device: str | torch.device | None = None) -> AuditReport:
@@ -106,13 +119,7 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
     radii = att.radii.double()
     ratio = radii / certs.clamp_min(1e-30)
     violations = int((radii < certs * (1 - rtol)).sum())
-    problems = []
-    if violations:
-        problems.append(f"{violations} certificate(s) violated by an attack")
-    if verified is not None and verified > upper * (1 + rtol):
-        problems.append(f"norm audit: the verified bound {verified:.6f} exceeds the bound used {upper:.6f}")
-    if lb.value > upper * (1 + rtol):
-        problems.append(f"empirical Lipschitz lower bound {lb.value:.6f} exceeds the bound used {upper:.6f}")
+    problems = _problems(violations, verified, lb.value, upper, rtol)
     finite = ratio[torch.isfinite(ratio)]
     return AuditReport(
         n=x.shape[0], n_correct=int(correct.sum()), violations=violations,
