@@ -4,7 +4,8 @@ exact optimal transport (:mod:`lipot.ot`).
 The package, bottom to top:
 
 * :mod:`~lipot.wasserstein.folds`: the fold plan (train / selection / held-out parts);
-* :mod:`~lipot.wasserstein.sources`: samples in memory or streamed, centered in float64;
+* :mod:`~lipot.wasserstein.sources`: samples in memory or streamed, centered in float64
+  (:func:`~lipot.wasserstein.sources.make_sources`);
 * :mod:`~lipot.wasserstein.moments`: per-part float64 sums of samples and critic values;
 * :mod:`~lipot.wasserstein.critics`: the returned critic types and the stacked fold critics;
 * :mod:`~lipot.wasserstein.fitting`: the K fold critics trained together;

@@ -58,13 +58,12 @@ from tqdm.auto import tqdm
 
 from .. import _checks
 from .. import distributed as _dist
-from ..ot import _check_dims, as_points, as_weights
 from .critics import DEFAULT_CONES, LinearCritic, MeanCritic, ScaledCritic, StackedConeCritic, fold_critics
 from .defaults import auto_batch_size, auto_hidden, auto_tol, default_candidates
 from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
-from .sources import Memory, Stream, is_stream, sample_points
+from .sources import make_sources, sample_points
 
 __all__ = ["estimate_w1", "W1Estimator", "W1Result"]
 
@@ -219,32 +218,7 @@ class W1Estimator:
 
     def _sources(self, X, Y, weights_x, weights_y, center: np.ndarray | None = None):
         """Both samples as sources centered on ``center`` (default: their pooled mean)."""
-        if is_stream(X) or is_stream(Y):
-            if not (is_stream(X) and is_stream(Y)):
-                raise TypeError("X and Y must both be arrays/tensors or both be Datasets/DataLoaders")
-            if weights_x is not None or weights_y is not None:
-                raise ValueError("with Datasets or DataLoaders, yield (samples, weights) pairs instead of "
-                                 "passing weights_x / weights_y")
-            sx, sy = (Stream(n, d, self.batch_size or 256, self.device) for n, d in (("X", X), ("Y", Y)))
-            if sx.shape != sy.shape:
-                raise ValueError(f"X and Y must have the same sample shape, got {sx.shape} and {sy.shape}")
-            if center is None:
-                (ax, nx), (ay, ny) = sx.raw_mean(), sy.raw_mean()
-                center = (ax + ay) / (nx + ny)
-            for s in (sx, sy):
-                s.center = torch.as_tensor(center, dtype=torch.float64, device=self.device)
-            return sx, sy, center
-        x, y = as_points("X", X, min_points=2), as_points("Y", Y, min_points=2)
-        _check_dims(x, y)
-        shape = tuple(np.shape(X)[1:]) or (1,)
-        if (tuple(np.shape(Y)[1:]) or (1,)) != shape:
-            raise ValueError(f"X and Y must have the same sample shape, got {shape} and {tuple(np.shape(Y)[1:])}")
-        if center is None:
-            center = (x.sum(0) + y.sum(0)) / (x.shape[0] + y.shape[0])
-        wx, wy = as_weights("weights_x", weights_x, x.shape[0]), as_weights("weights_y", weights_y, y.shape[0])
-        sx, sy = (Memory(n, a.reshape(a.shape[0], *shape), w, self.device, center)
-                  for n, a, w in (("X", x, wx), ("Y", y, wy)))
-        return sx, sy, center
+        return make_sources(X, Y, weights_x, weights_y, self.batch_size, self.device, center)
 
     # --------------------------------------------------------------------------- fit
 

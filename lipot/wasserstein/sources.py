@@ -22,10 +22,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from .. import distributed as _dist
-from ..ot import check_float32_range
+from ..ot import _check_dims, as_points, as_weights, check_float32_range
 from .folds import FoldPlan, cells_by_hash, cells_by_rank
 
-__all__ = ["Memory", "Stream", "is_stream", "share", "zip_cycle", "sample_points"]
+__all__ = ["Memory", "Stream", "make_sources", "is_stream", "share", "zip_cycle", "sample_points"]
 
 
 class Memory:
@@ -190,3 +190,37 @@ def zip_cycle(make_x: Callable[[], Iterator], make_y: Callable[[], Iterator]) ->
                     return
             pair.append(item)
         yield tuple(pair)
+
+
+def make_sources(X, Y, weights_x, weights_y, batch_size: int | None, device: torch.device,
+                 center: np.ndarray | None = None):
+    """``(X source, Y source, center)``: both samples in memory (arrays, tensors, with weights)
+    or both streamed (Datasets / DataLoaders, batches of ``batch_size`` or 256), centered in
+    float64 on ``center`` (default: their pooled mean). W1 is translation invariant, and
+    centering before any float32 cast keeps the digits of data far from the origin."""
+    if is_stream(X) or is_stream(Y):
+        if not (is_stream(X) and is_stream(Y)):
+            raise TypeError("X and Y must both be arrays/tensors or both be Datasets/DataLoaders")
+        if weights_x is not None or weights_y is not None:
+            raise ValueError("with Datasets or DataLoaders, yield (samples, weights) pairs instead of "
+                             "passing weights_x / weights_y")
+        sx, sy = (Stream(n, d, batch_size or 256, device) for n, d in (("X", X), ("Y", Y)))
+        if sx.shape != sy.shape:
+            raise ValueError(f"X and Y must have the same sample shape, got {sx.shape} and {sy.shape}")
+        if center is None:
+            (ax, nx), (ay, ny) = sx.raw_mean(), sy.raw_mean()
+            center = (ax + ay) / (nx + ny)
+        for s in (sx, sy):
+            s.center = torch.as_tensor(center, dtype=torch.float64, device=device)
+        return sx, sy, center
+    x, y = as_points("X", X, min_points=2), as_points("Y", Y, min_points=2)
+    _check_dims(x, y)
+    shape = tuple(np.shape(X)[1:]) or (1,)
+    if (tuple(np.shape(Y)[1:]) or (1,)) != shape:
+        raise ValueError(f"X and Y must have the same sample shape, got {shape} and {tuple(np.shape(Y)[1:])}")
+    if center is None:
+        center = (x.sum(0) + y.sum(0)) / (x.shape[0] + y.shape[0])
+    wx, wy = as_weights("weights_x", weights_x, x.shape[0]), as_weights("weights_y", weights_y, y.shape[0])
+    sx, sy = (Memory(n, a.reshape(a.shape[0], *shape), w, device, center)
+              for n, a, w in (("X", x, wx), ("Y", y, wy)))
+    return sx, sy, center
