@@ -4,6 +4,7 @@ user set, the training datasets and the torchrun launch."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 from typing import Sequence
 
@@ -70,8 +71,6 @@ def unit_interval(text: str) -> float:
 def library_default(fn, name: str):
     """The default of argument ``name`` of the library function or class ``fn`` (for help texts:
     the value is defined there only)."""
-    import inspect
-
     return inspect.signature(fn).parameters[name].default
 
 
