@@ -50,29 +50,36 @@ def radius_ramp(args) -> RadiusRamp:
     return RadiusRamp(train_eps(args), **user_set(args, overshoot="overshoot", epochs="ramp_epochs"))
 
 
+_LOSS_OPTIONS = ("alpha", "min_margin", "temperature")
+_LOSS_TAKES = {"hkr": ("alpha", "min_margin"), "hkr-multiclass": ("alpha", "min_margin"), "lse-hkr": _LOSS_OPTIONS,
+               "soft-hkr": _LOSS_OPTIONS, "tau-ce": ("temperature",)}
+"""The loss options each HKR-family loss takes (the margin losses take none: the radius ramp
+sets their radius)."""
+_ARCH_OPTIONS = ("hidden", "channels", "dense", "convs_per_block", "conv", "downsample", "head")
+
+
+def _refuse_unused(args, options, takes, context: str) -> None:
+    """An option the user set that ``context`` does not take is an error, not silently dropped."""
+    extra = [o for o in options if o not in takes and getattr(args, o) is not None]
+    if extra:
+        flags = ", ".join("--" + o.replace("_", "-") for o in extra)
+        raise ValueError(f"{flags}: not an option of {context}; drop it or choose another")
+
+
 def loss_from_args(args, model) -> torch.nn.Module:
     """The ``--loss`` module with the options the user set (the loss class's defaults otherwise,
     :data:`HKR_ALPHA` / :data:`TAU` where the class requires a value)."""
+    _refuse_unused(args, _LOSS_OPTIONS, _LOSS_TAKES.get(args.loss, ()), f"--loss {args.loss}")
     if args.loss in MARGIN_LOSSES:
         return MARGIN_LOSSES[args.loss](0.0, head=model[-1])  # the radius ramp sets eps
-    margin = user_set(args, min_margin="min_margin")
-    alpha = args.alpha if args.alpha is not None else HKR_ALPHA
-    if args.loss == "hkr":
-        return losses.HKRLoss(alpha, **margin)
-    if args.loss == "hkr-multiclass":
-        return losses.HKRMulticlassLoss(alpha, **margin)
-    own = {**user_set(args, alpha="alpha", temperature="temperature"), **margin}
-    if args.loss == "lse-hkr":
-        return losses.LseHKRMulticlassLoss(**own)
-    if args.loss == "soft-hkr":
-        return losses.SoftHKRMulticlassLoss(**own)
-    if args.alpha is not None or args.min_margin is not None:
-        raise ValueError("--alpha and --min-margin do not apply to --loss tau-ce (its one setting is --temperature)")
-    return losses.TauCrossEntropyLoss(args.temperature if args.temperature is not None else TAU)
-
-
-_ARCH_OPTIONS = {"hidden": "hidden", "channels": "channels", "dense": "dense", "convs_per_block": "convs_per_block",
-                 "conv": "conv", "downsample": "downsample", "head": "head"}
+    given = user_set(args, **{o: o for o in _LOSS_OPTIONS})
+    if args.loss in ("hkr", "hkr-multiclass"):
+        cls = losses.HKRLoss if args.loss == "hkr" else losses.HKRMulticlassLoss
+        return cls(given.pop("alpha", HKR_ALPHA), **given)
+    if args.loss == "tau-ce":
+        return losses.TauCrossEntropyLoss(given.get("temperature", TAU))
+    cls = losses.LseHKRMulticlassLoss if args.loss == "lse-hkr" else losses.SoftHKRMulticlassLoss
+    return cls(**given)
 
 
 def arch_kwargs(args, x, num_outputs: int) -> dict:
@@ -80,18 +87,14 @@ def arch_kwargs(args, x, num_outputs: int) -> dict:
     the builder's own defaults for the rest (recorded, so that the checkpoint rebuilds the same
     network even if a default changes later). An option the architecture does not take raises."""
     builder = models.ARCHITECTURES[args.arch]
-    params = inspect.signature(builder).parameters
-    given = user_set(args, **_ARCH_OPTIONS)
-    extra = sorted(set(given) - set(params))
-    if extra:
-        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
-        raise ValueError(f"{flags}: not an option of --arch {args.arch} (lipot.models.{builder.__name__}); "
-                         "drop it or choose another --arch")
-    if "in_features" in params:
+    signature = inspect.signature(builder)
+    _refuse_unused(args, _ARCH_OPTIONS, signature.parameters, f"--arch {args.arch} (lipot.models.{builder.__name__})")
+    given = user_set(args, **{o: o for o in _ARCH_OPTIONS})
+    if "in_features" in signature.parameters:
         given.update(in_features=int(x[0].numel()))
     else:
         given.update(in_channels=int(x.shape[1]), input_size=int(x.shape[-1]))
-    bound = inspect.signature(builder).bind(num_classes=num_outputs, **given)
+    bound = signature.bind(num_classes=num_outputs, **given)
     bound.apply_defaults()
     return {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
 
@@ -140,6 +143,7 @@ def _setup(args, x, num_outputs: int):
     if args.recipe is not None:
         if args.binary:
             raise ValueError("--recipe trains a multiclass classifier; drop --binary")
+        _refuse_unused(args, _ARCH_OPTIONS + _LOSS_OPTIONS, ("conv",), f"--recipe {args.recipe} (it sets them)")
         recipe = build_recipe(args.recipe, train_eps(args), args.epochs, int(x.shape[1]), int(x.shape[-1]),
                               num_outputs, **user_set(args, conv="conv", lr="lr", final_lr="final_lr",
                                                       overshoot="overshoot"))
@@ -202,7 +206,8 @@ def add_parser(add_command) -> argparse.ArgumentParser:
     t.add_argument("--conv", default=None, choices=sorted(models.CONV_LAYERS),
                    help=f"conv, 4c3f: convolution layer (default {models.DEFAULT_CONV}: exactly orthogonal)")
     t.add_argument("--downsample", default=None, choices=models.DOWNSAMPLING,
-                   help="conv: halve the resolution by L2-norm pooling (default) or a stride-2 conv")
+                   help="conv: halve the resolution by L2-norm pooling or a stride-2 conv (default "
+                        f"{library_default(models.conv_classifier, 'downsample')})")
     t.add_argument("--recipe", default=None, choices=RECIPES,
                    help="a certified-training recipe of lipot.recipes (network, loss, optimizer, schedules, "
                         "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --train-eps still apply")
