@@ -31,13 +31,12 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from . import _checks
-from .nn.base import LipschitzModule, _torch_module_bound, evaluating, nominal_lipschitz
+from .leaf_bounds import leaf_bound
+from .nn.base import evaluating, nominal_lipschitz
+from .plain_call import check_plain_call
 from .nn.residual import LipResidual
-from .conv_coefficients import _resolve_padding, conv_count_bound, padding_copy_bound
 from .operator_norms import (
-    NUMERIC_MARGIN,
     _effective_weight,
-    circular_tiles,
     conv_operator_norm,
     conv_operator_norm_lower,
     linear_operator_norm,
@@ -71,91 +70,11 @@ class LayerBound:
 # ----------------------------------------------------------------------------- the model walk
 
 
-def _operator_input_size(module: nn.Module, shape: tuple[int, ...], weight: Tensor) -> tuple[int, ...]:
-    """Spatial size of the input of the convolution whose operator norm bounds the layer:
-    the layer's own input, or for a transposed convolution (the adjoint of ``conv2d`` with the
-    same weight, stride, padding and groups) its output."""
-    if not isinstance(module, nn.ConvTranspose2d):
-        return tuple(shape[1:])
-    with torch.no_grad():
-        out = module(torch.zeros(1, *shape, device=weight.device, dtype=weight.dtype))
-    return tuple(out.shape[2:])
-
-
-def _conv_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
-    """The tightest guaranteed bound lipot knows for this padding mode (see
-    :func:`lipschitz_bound`)."""
-    weight = _effective_weight(module)
-    size = _operator_input_size(module, shape, weight)
-    mode = module.padding_mode
-    padding = getattr(module, "_padding_arg", module.padding)
-    settings = (module.stride, padding, module.dilation, module.groups)
-    if mode == "zeros":
-        return conv_operator_norm(weight, size, *settings), "conv FFT/polyphase (float64)"
-    pads = _resolve_padding(padding, module.kernel_size, module.dilation, module.stride)
-    axes = zip(size, module.kernel_size, module.stride, module.dilation, pads)
-    if mode == "circular" and all(circular_tiles(*axis) for axis in axes):
-        bound = conv_operator_norm(weight, size, *settings, padding_mode="circular")
-        return bound, "circular conv FFT/polyphase (float64, exact on the input torus)"
-    # ||conv|| <= sqrt(max incidence) * ||reshaped kernel||
-    count = conv_count_bound(module.kernel_size, module.stride, padding, module.dilation, mode, input_size=size)
-    per_group = weight.shape[0] // module.groups
-    norms = [
-        linear_operator_norm(weight[g * per_group:(g + 1) * per_group]) for g in range(module.groups)
-    ]
-    bound, method = count * max(norms), f"count bound x kernel SVD ({mode} padding)"
-    if mode in ("reflect", "replicate"):
-        # padding copies pixels (norm sqrt(max copies)), then a valid convolution
-        copies = padding_copy_bound(module.kernel_size, module.stride, padding, module.dilation, mode, input_size=size)
-        padded = tuple(n + left + right for n, (left, right) in zip(size, pads))
-        valid = copies * conv_operator_norm(weight, padded, module.stride, 0, module.dilation, module.groups)
-        if valid < bound:
-            bound, method = valid, f"padding copies x valid conv FFT ({mode} padding)"
-    return bound, method
-
-
-def _batchnorm_bound(module: nn.modules.batchnorm._BatchNorm) -> float:
-    if module.training or module.running_var is None:
-        raise ValueError(
-            f"{type(module).__name__} is only bounded in eval mode with running statistics"
-        )
-    scale = 1.0 / torch.sqrt(module.running_var.detach().double() + module.eps)
-    if module.weight is not None:
-        scale = scale * module.weight.detach().double().abs()
-    return float(scale.max()) * (1 + NUMERIC_MARGIN)
-
-
 def _nominal_or_none(module: nn.Module) -> float | None:
     try:
         return nominal_lipschitz(module)
     except ValueError:
         return None
-
-
-def _leaf_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
-    if isinstance(module, nn.Linear):
-        return linear_operator_norm(_effective_weight(module)), "SVD (float64)"
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
-        return _conv_bound(module, shape)
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return _batchnorm_bound(module), "diagonal scale"
-    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
-        return 1.0, "identity in eval mode"
-    if isinstance(module, LipschitzModule):
-        # lipot's weight-free (or analytically bounded) modules: activations, pooling, sampling,
-        # centering, HouseHolder, LPReLU -- their bound holds for every parameter value.
-        return module.lipschitz_bound(), "analytic (lipot)"
-    has_state = next(module.parameters(recurse=False), None) is not None or next(module.children(), None) is not None
-    bound = None if has_state else _torch_module_bound(module)
-    if bound is None:
-        raise ValueError(
-            f"lipschitz_bound: cannot bound {type(module).__name__}. Supported: Linear/Conv1d/"
-            "Conv2d/ConvTranspose2d (lipot or torch), BatchNorm (eval), lipot activations, "
-            "pooling and sampling, LipResidual, and the torch.nn modules with a known constant, "
-            "inside nn.Sequential or lipot.Sequential. Compute the bound of other structures "
-            "part by part and multiply."
-        )
-    return bound, "analytic (torch.nn)"
 
 
 def _walk(module: nn.Module, shape: tuple[int, ...], name: str, report: list[LayerBound]):
@@ -166,18 +85,20 @@ def _walk(module: nn.Module, shape: tuple[int, ...], name: str, report: list[Lay
                 f"lipschitz_bound: {type(module).__name__} subclasses Sequential with its own "
                 "forward; lipot can only bound a plain chain of modules"
             )
+        check_plain_call(module)
         bound = 1.0
         for child_name, child in module.named_children():
             child_bound, shape = _walk(child, shape, f"{name}.{child_name}" if name else child_name, report)
             bound *= child_bound
         return bound, shape
     if isinstance(module, LipResidual) and module.block is not None:
+        check_plain_call(module)
         inner, out_shape = _walk(module.block, shape, f"{name}.block", report)
         alpha = float(torch.sigmoid(module.alpha.detach().double()))
         bound = module.k_coef_lip * (alpha + (1 - alpha) * inner)
         report.append(LayerBound(name, "LipResidual", shape, bound, _nominal_or_none(module), "convex combination"))
         return bound, out_shape
-    bound, method = _leaf_bound(module, shape)
+    bound, method = leaf_bound(module, shape)
     kind = parametrize.type_before_parametrizations(module).__name__
     report.append(LayerBound(name, kind, shape, bound, _nominal_or_none(module), method))
     reference = next(iter(module.parameters()), None)

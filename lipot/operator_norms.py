@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .conv_coefficients import _resolve_padding
+from .plain_call import hooked_weight
 
 __all__ = [
     "NUMERIC_MARGIN",
@@ -191,8 +192,10 @@ def _linear_part(conv: nn.Module, weight: Tensor, x: Tensor) -> Tensor:
 
 
 def _effective_weight(module: nn.Module) -> Tensor:
-    """The weight the module's forward uses (lipot layers: the constrained weight)."""
+    """The weight the module's forward uses (lipot layers: the constrained weight; a
+    ``spectral_norm`` / ``weight_norm`` hook: the weight it computes in eval mode)."""
     with torch.no_grad():
         if hasattr(module, "_constrained_weight"):
             return module._constrained_weight().detach()
-        return module.weight.detach()
+        hooked = hooked_weight(module)
+        return module.weight.detach() if hooked is None else hooked

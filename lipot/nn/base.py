@@ -15,12 +15,13 @@ belong to ``lipot.certify``.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 from torch import nn
 
 from .. import _checks
+from ..plain_call import check_plain_call
+from .torch_bounds import nominal_torch_bound
 
 __all__ = ["LipschitzModule", "TracedLipschitzModule", "nominal_lipschitz", "trace_export", "evaluating"]
 
@@ -124,62 +125,22 @@ def trace_export(module: nn.Module, concrete_args: dict | None = None) -> nn.Mod
         return torch.fx.GraphModule(module, graph, type(module).__name__)
 
 
-# torch.nn modules that are 1-Lipschitz (l2 -> l2) for every setting listed here.
-_ONE_LIPSCHITZ = (
-    nn.Identity,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Hardtanh,
-    nn.Softsign,
-    nn.Tanhshrink,
-    nn.Softplus,
-    nn.PixelShuffle,
-    nn.PixelUnshuffle,
-    nn.ZeroPad2d,
-    nn.ZeroPad1d,
-)
-
-
-def _torch_module_bound(module: nn.Module) -> float | None:
-    if isinstance(module, _ONE_LIPSCHITZ):
-        return 1.0
-    if isinstance(module, nn.LeakyReLU):
-        return max(1.0, abs(module.negative_slope))
-    if isinstance(module, nn.ELU):
-        return max(1.0, float(module.alpha))
-    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
-        ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,)
-        st = module.stride if isinstance(module.stride, tuple) else (module.stride,)
-        if len(st) == 1 and len(ks) > 1:
-            st = st * len(ks)
-        if len(ks) == 1 and len(st) > 1:
-            ks = ks * len(st)
-        dil = module.dilation if isinstance(module.dilation, tuple) else (module.dilation,) * len(ks)
-        if all(d == 1 for d in dil):
-            # a pixel is read by at most prod(ceil(k/s)) windows, each a 1-Lipschitz max
-            return math.sqrt(math.prod(math.ceil(k / s) for k, s in zip(ks, st)))
-        return None
-    if isinstance(module, nn.Softmax):
-        return 1.0
-    return None  # unknown, or not bounded (dropout is 1/(1-p)-Lipschitz in training mode)
-
-
 def nominal_lipschitz(module: nn.Module) -> float:
-    """The l2 Lipschitz bound a module claims: ``lipschitz_bound()`` for lipot modules, a known
-    constant for the ``torch.nn`` modules listed in ``_ONE_LIPSCHITZ`` (and LeakyReLU, ELU,
-    non-dilated MaxPool, Softmax).
+    """The l2 Lipschitz bound a module claims, valid for every input size: ``lipschitz_bound()``
+    for lipot modules, :func:`lipot.nn.torch_bounds.nominal_torch_bound` for the weight-free
+    ``torch.nn`` modules it knows (pointwise activations, LeakyReLU, ELU, Softmax, Softplus with
+    its default threshold, max pooling, zero padding, reshapes).
 
     Raises:
         ValueError: for a module whose Lipschitz constant lipot cannot know (plain ``nn.Linear``,
-            ``nn.Conv2d``, batch normalization, dropout, custom modules...).
+            ``nn.Conv2d``, batch normalization, dropout, custom modules...), or whose call may
+            not be its class's computation (forward hooks, a ``forward`` overridden outside
+            torch and lipot).
     """
+    check_plain_call(module, "nominal_lipschitz")
     if isinstance(module, LipschitzModule):
         return module.lipschitz_bound()
-    bound = _torch_module_bound(module)
+    bound = nominal_torch_bound(module)
     if bound is None:
         raise ValueError(
             f"cannot bound the Lipschitz constant of {type(module).__name__}: use its lipot "
