@@ -14,6 +14,7 @@ from torch import nn
 from . import _checks
 from .nn import (
     AOLConv2d,
+    Flatten,
     FrobeniusLinear,
     GroupSort2,
     GroupSortNorm,
@@ -85,13 +86,13 @@ def dense_classifier(
 def _dense_body(in_features: int, hidden: Sequence[int], activation, multiple: int, out_width):
     """``[Flatten, (SpectralLinear(h), activation()) for h in hidden]`` and the last width."""
     _checks.positive_int("in_features", in_features)
-    layers: list[nn.Module] = [nn.Flatten()]
+    layers: list[nn.Module] = [Flatten()]
     width = in_features
     for h in hidden:
         _checks.positive_int("hidden", h)
         if h % multiple:
             raise ValueError(f"hidden widths must be divisible by {multiple} for {activation.__name__}, got {h}")
-        layers += [SpectralLinear(width, h), activation()]
+        layers += [SpectralLinear(width, h), activation(dim=-1)]
         width = out_width(h)
     return layers, width
 
@@ -154,20 +155,20 @@ def conv_classifier(
         if c % 2:
             raise ValueError(f"channels must be even for GroupSort2, got {c}")
         for _ in range(convs_per_block):
-            layers += [layer(width, c, 3, padding=1), GroupSort2()]
+            layers += [layer(width, c, 3, padding=1), GroupSort2(dim=-3)]
             width = c
         if size % 2:
             raise ValueError(f"input_size {input_size} must stay even through the 2x2 poolings")
         if downsample == "pool":
             layers.append(ScaledL2NormPool2d(2))
         else:
-            layers += [layer(c, c, 4, stride=2, padding=1), GroupSort2()]
+            layers += [layer(c, c, 4, stride=2, padding=1), GroupSort2(dim=-3)]
         size //= 2
-    layers.append(nn.Flatten())
+    layers.append(nn.Flatten(-3))  # (N, C, H, W) and one unbatched (C, H, W) sample alike
     features = width * size * size
     for h in dense:
         _checks.positive_int("dense", h)
-        layers += [SpectralLinear(features, h), GroupSort2()]
+        layers += [SpectralLinear(features, h), GroupSort2(dim=-1)]
         features = h
     layers.append(_head(features, num_classes, head))
     return Sequential(*layers)

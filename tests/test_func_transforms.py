@@ -48,6 +48,7 @@ CASES: dict[str, Case] = {
     "AOLLinear": Case(lambda: L.AOLLinear(4, 3), (4,)),
     "BatchCentering": Case(lambda: L.BatchCentering(2), (2, 3)),
     "ConePotential": Case(lambda: L.ConePotential(3, cones=4), (3,)),
+    "Flatten": Case(lambda: L.Flatten(), (2, 3)),
     "FrobeniusConv2d": Case(lambda: L.FrobeniusConv2d(2, 3, 3, padding=1), (2, 4, 4)),
     "FrobeniusLinear": Case(lambda: L.FrobeniusLinear(4, 3), (4,)),
     "FullSort": Case(lambda: L.FullSort(), (5,)),
@@ -237,3 +238,91 @@ def test_ensemble_of_critics_with_stack_module_state(make, shape, training):
     batched = vmap(one)(params, buffers)
     looped = torch.stack([_restoring(c, lambda: c(x)) for c in critics])
     assert torch.allclose(batched, looped, rtol=0, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- unbatched samples
+
+
+UNBATCHED = {
+    "GroupSort": (lambda dim: L.GroupSort(3, dim=dim), 6),
+    "GroupSort2": (lambda dim: L.GroupSort2(dim=dim), 4),
+    "FullSort": (lambda dim: L.FullSort(dim=dim), 5),
+    "GroupSortNorm": (lambda dim: L.GroupSortNorm(dim=dim), 8),
+    "MaxMin": (lambda dim: L.MaxMin(dim=dim), 3),
+    "HouseHolder": (lambda dim: _householder_on(dim), 4),
+    "LPReLU": (lambda dim: L.LPReLU(), 3),
+}
+
+
+def _householder_on(dim):
+    layer = L.HouseHolder(4, theta_initializer="normal")
+    if dim == 1:
+        return layer
+    return lambda x: layer(x, axis=dim)
+
+
+@pytest.mark.parametrize("name", sorted(UNBATCHED))
+def test_activations_take_one_unbatched_sample(name):
+    """A lone vector (C,) is one sample with the default dim (torch's PReLU convention), and with
+    dim=-3 a lone image (C, H, W) is: vmap over the batch equals the batched call."""
+    make, channels = UNBATCHED[name]
+    torch.manual_seed(0)
+    vectors = torch.randn(5, channels, dtype=torch.float64)
+    layer = make(1)
+    if isinstance(layer, nn.Module):
+        layer = layer.double()
+    assert torch.equal(vmap(layer)(vectors), layer(vectors))
+    assert torch.equal(layer(vectors[0]), layer(vectors)[0])
+    if name == "LPReLU":  # one slope per channel needs dimension 1, as torch.nn.PReLU
+        return
+    images = torch.randn(5, channels, 3, 2, dtype=torch.float64)
+    layer = make(-3)
+    if isinstance(layer, nn.Module):
+        layer = layer.double()
+    assert torch.equal(vmap(layer)(images), layer(images))
+    assert torch.equal(layer(images[0]), layer(images)[0])
+
+
+def _models():
+    from lipot import models
+
+    return {
+        "dense_classifier": (lambda: models.dense_classifier(6, (8, 4), 3), (6,)),
+        "dense_classifier-lln": (lambda: models.dense_classifier(6, (8,), 3, head="lln"), (6,)),
+        "dense_critic": (lambda: models.dense_critic(8, (8, 8)), (8,)),
+        "conv_classifier": (lambda: models.conv_classifier(1, 8, (4, 4), (8,), 3), (1, 8, 8)),
+        "conv_classifier-stride": (lambda: models.conv_classifier(2, 8, (4,), (8,), 3, downsample="stride",
+                                                                  conv="aol", head="lln"), (2, 8, 8)),
+        "cnn_4c3f": (lambda: models.cnn_4c3f(1, 8, 3), (1, 8, 8)),
+        "conv_critic": (lambda: models.conv_critic(1, 8, conv="spectral"), (1, 8, 8)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_models()))
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_vmap_over_the_models(name, training):
+    """``vmap(model)(x) == model(x)`` for every builder of lipot.models, and the per-sample recipe
+    (functional_call + vmap + grad, and vmap(jacrev)) equals one backward pass per sample."""
+    make, shape = _models()[name]
+    torch.manual_seed(0)
+    model = make().double().train(training)
+    x = torch.randn(3, *shape, dtype=torch.float64)
+    batched = _restoring(model, lambda: model(x))
+    assert torch.allclose(_restoring(model, lambda: vmap(model)(x)), batched, rtol=0, atol=1e-10)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(p, xi):
+        return functional_call(model, p, (xi,)).sum()
+
+    per_sample = _restoring(model, lambda: vmap(grad(loss), in_dims=(None, 0))(params, x))
+    jacobians = _restoring(model, lambda: vmap(jacrev(model))(x))
+    for i in range(x.shape[0]):
+        def one():
+            model.zero_grad()
+            model(x[i:i + 1]).sum().backward()
+            return {k: v.grad.clone() for k, v in model.named_parameters()}
+        expected = _restoring(model, one)
+        for k in params:
+            assert torch.allclose(per_sample[k][i], expected[k], rtol=0, atol=1e-6), k
+        reference = _restoring(model, lambda: _reference_jacobian(model, x[i:i + 1]))[0, :, 0]
+        assert torch.allclose(jacobians[i], reference, rtol=0, atol=1e-6)

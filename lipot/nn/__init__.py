@@ -8,6 +8,7 @@ from .activation import FullSort, GroupSort, GroupSort2, GroupSortNorm, HouseHol
 from .base import LipschitzModule, nominal_lipschitz
 from .cones import ConePotential
 from .containers import Sequential
+from .flatten import Flatten
 from .conv import FrobeniusConv2d, SpectralConv1d, SpectralConv2d, SpectralConvTranspose2d
 from .linear import FrobeniusLinear, SpectralLinear
 from .normalization import BatchCentering, LayerCentering
@@ -56,6 +57,7 @@ __all__ = [
     "LayerCentering",
     "BatchCentering",
     "Sequential",
+    "Flatten",
     "LipschitzModule",
     "LipschitzWeight",
     "nominal_lipschitz",

@@ -3,6 +3,12 @@
 Each is ``k_coef_lip``-Lipschitz (its 1-Lipschitz map times ``k_coef_lip``); all but LPReLU are
 also gradient-norm preserving. They export (``vanilla_export``) to ``torch.fx.GraphModule``
 objects that need only torch.
+
+**Channels and unbatched input.** The channel-wise activations act on dimension ``dim`` (1 by
+default, as deel-torchlip); a 1-D input is one unbatched vector whose channels are dimension 0
+(torch's ``PReLU`` convention), so ``layer(x[0])`` equals ``layer(x)[0]`` for ``(N, C)`` inputs and
+``torch.func.vmap(layer)`` works. For unbatched images ``(C, H, W)`` give ``dim=-3`` (then batched
+``(N, C, H, W)`` inputs work too): the builders of :mod:`lipot.models` do.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ def _scaled(x: Tensor, k: float) -> Tensor:
     return x if k == 1.0 else x * k
 
 
+def _channel_dim(input: Tensor, dim: int) -> int:
+    """``dim``, or 0 for a 1-D input with the default ``dim=1`` (one unbatched vector)."""
+    if dim == 1 and not LF._tracing() and input.dim() == 1:
+        return 0
+    return dim
+
+
 class _Activation(TracedLipschitzModule):
     def extra_repr(self) -> str:
         return f"k_coef_lip={self.k_coef_lip:g}"
@@ -34,34 +47,36 @@ class GroupSort(_Activation):
     Args:
         group_size: group size; must divide the number of channels (checked at forward).
         k_coef_lip: Lipschitz factor.
+        dim: the channel dimension (see the module docstring for 1-D inputs).
 
-    Shape: ``(N, C, *)`` -> same.
+    Shape: ``(N, C, *)`` -> same; ``(C,)`` -> same.
     Reference: Anil, Lucas & Grosse, arXiv:1811.05381.
     """
 
-    def __init__(self, group_size: int | None = None, k_coef_lip: float = 1.0) -> None:
+    def __init__(self, group_size: int | None = None, k_coef_lip: float = 1.0, dim: int = 1) -> None:
         super().__init__(k_coef_lip)
         self.group_size = None if group_size is None else _checks.positive_int("group_size", group_size)
+        self.dim = int(dim)
 
     def forward(self, input: Tensor) -> Tensor:
-        return _scaled(LF.group_sort(input, self.group_size, 1), self.k_coef_lip)
+        return _scaled(LF.group_sort(input, self.group_size, _channel_dim(input, self.dim)), self.k_coef_lip)
 
     def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, " + super().extra_repr()
+        return f"group_size={self.group_size}, dim={self.dim}, " + super().extra_repr()
 
 
 class GroupSort2(GroupSort):
     """GroupSort with groups of 2 (computed as min/max pairs)."""
 
-    def __init__(self, k_coef_lip: float = 1.0) -> None:
-        super().__init__(group_size=2, k_coef_lip=k_coef_lip)
+    def __init__(self, k_coef_lip: float = 1.0, dim: int = 1) -> None:
+        super().__init__(group_size=2, k_coef_lip=k_coef_lip, dim=dim)
 
 
 class FullSort(GroupSort):
     """GroupSort over all channels."""
 
-    def __init__(self, k_coef_lip: float = 1.0) -> None:
-        super().__init__(group_size=None, k_coef_lip=k_coef_lip)
+    def __init__(self, k_coef_lip: float = 1.0, dim: int = 1) -> None:
+        super().__init__(group_size=None, k_coef_lip=k_coef_lip, dim=dim)
 
 
 class GroupSortNorm(_Activation):
@@ -74,11 +89,12 @@ class GroupSortNorm(_Activation):
     default critic of :func:`lipot.estimate_w1` uses it).
     """
 
-    def __init__(self, k_coef_lip: float = 1.0) -> None:
+    def __init__(self, k_coef_lip: float = 1.0, dim: int = 1) -> None:
         super().__init__(k_coef_lip)
+        self.dim = int(dim)
 
     def forward(self, input: Tensor) -> Tensor:
-        return _scaled(LF.group_sort_norm(input, 1), self.k_coef_lip)
+        return _scaled(LF.group_sort_norm(input, _channel_dim(input, self.dim)), self.k_coef_lip)
 
     @staticmethod
     def out_features(features: int) -> int:
@@ -100,7 +116,7 @@ class MaxMin(_Activation):
         self.dim = 1 if dim is None else int(dim)
 
     def forward(self, input: Tensor) -> Tensor:
-        return _scaled(LF.max_min(input, self.dim), self.k_coef_lip)
+        return _scaled(LF.max_min(input, _channel_dim(input, self.dim)), self.k_coef_lip)
 
 
 class HouseHolder(_Activation):
@@ -138,7 +154,7 @@ class HouseHolder(_Activation):
         self.theta = nn.Parameter(theta)
 
     def forward(self, input: Tensor, axis: int = 1) -> Tensor:
-        return _scaled(LF.householder(input, self.theta, axis), self.k_coef_lip)
+        return _scaled(LF.householder(input, self.theta, _channel_dim(input, axis)), self.k_coef_lip)
 
 
 class LPReLU(nn.PReLU, LipschitzModule):

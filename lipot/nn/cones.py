@@ -44,7 +44,7 @@ class ConePotential(TracedLipschitzModule):
         cones: number of centers of each term (``m``).
         k_coef_lip: Lipschitz factor.
 
-    Shape: ``(N, in_features) -> (N, 1)``. Parameters: ``low_centers``, ``high_centers``
+    Shape: ``(N, in_features) -> (N, 1)``; one unbatched ``(in_features,) -> (1,)``. Parameters: ``low_centers``, ``high_centers``
     ``(cones, in_features)`` (standard normal at construction; :meth:`place` sets them from
     data) and ``low_offsets``, ``high_offsets`` ``(cones,)`` (zero).
     """
@@ -78,8 +78,11 @@ class ConePotential(TracedLipschitzModule):
     def forward(self, input: Tensor) -> Tensor:
         if not LF._tracing():
             self._check_width(input, self.in_features, -1, "features")
-        f = LF.cone_potential(input, self.low_centers, self.low_offsets, self.high_centers, self.high_offsets)
-        return (f if self.k_coef_lip == 1.0 else self.k_coef_lip * f).unsqueeze(-1)
+        single = not LF._tracing() and input.dim() == 1  # one unbatched sample, as nn.Linear takes
+        points = input.unsqueeze(0) if single else input
+        f = LF.cone_potential(points, self.low_centers, self.low_offsets, self.high_centers, self.high_offsets)
+        f = (f if self.k_coef_lip == 1.0 else self.k_coef_lip * f).unsqueeze(-1)
+        return f.squeeze(0) if single else f
 
     def vanilla_export(self) -> nn.Module:
         return trace_export(self)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .base import LipschitzModule, evaluating
+from .flatten import Flatten
 
 __all__ = ["vanilla_export", "vanilla_model"]
 
@@ -30,7 +31,7 @@ def _without_parametrizations(module: nn.Module) -> nn.Module:
 
 
 def _export(module: nn.Module) -> nn.Module:
-    if isinstance(module, LipschitzModule):
+    if isinstance(module, (LipschitzModule, Flatten)):
         return module.vanilla_export()
     children = dict(module.named_children())
     if parametrize.is_parametrized(module):

@@ -43,7 +43,8 @@ class StackedSpectralLinear(LipschitzWeightLayer, nn.Module):
         eps_bjorck: Björck target accuracy (as ``SpectralLinear``).
 
     Input: ``(B, in_features)`` (the same samples for every member) or
-    ``(K, B, in_features)`` (member ``k`` reads ``input[k]``). Output: ``(K, B, out_features)``.
+    ``(K, B, in_features)`` (member ``k`` reads ``input[k]``). Output: ``(K, B, out_features)``;
+    one unbatched sample ``(in_features,)`` gives ``(K, out_features)``.
     """
 
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True,
@@ -63,12 +64,16 @@ class StackedSpectralLinear(LipschitzWeightLayer, nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         w = self._constrained_weight()
+        single = input.dim() == 1  # one unbatched sample, as nn.Linear takes: (K, out_features)
+        if single:
+            input = input.unsqueeze(0)
         if input.dim() == 2:  # shared input: one plain matrix product for all members
             if input.shape[1] != self.in_features:
                 raise ValueError(f"{self.layer_name}: input has {input.shape[1]} features, "
                                  f"expected in_features={self.in_features}")
             out = (input @ w.mT).reshape(input.shape[0], self.members, self.out_features).transpose(0, 1)
-            return out if self.bias is None else out + self.bias[:, None, :]
+            out = out if self.bias is None else out + self.bias[:, None, :]
+            return out.squeeze(1) if single else out
         if input.dim() != 3 or input.shape[0] != self.members or input.shape[2] != self.in_features:
             raise ValueError(f"{self.layer_name}: input must be (B, {self.in_features}) or "
                              f"({self.members}, B, {self.in_features}), got {tuple(input.shape)}")
