@@ -90,6 +90,22 @@ def binary_labels(name: str, labels: torch.Tensor) -> torch.Tensor:
     return labels
 
 
+def integral_indices(name: str, labels: torch.Tensor) -> torch.Tensor:
+    """Floating-point class indices with integer values (``tensor([0., 2., 1.])``, as
+    deel-torchlip accepts them) cast to int64; other tensors are returned unchanged. A value
+    that is not an integer raises, naming ``name``."""
+    if not isinstance(labels, torch.Tensor) or not labels.is_floating_point():
+        return labels
+    if labels.numel() and not is_compiling():
+        bad = ~torch.isfinite(labels) | (labels != labels.round())
+        if bool(bad.any()):
+            raise ValueError(
+                f"{name}: floating-point class indices must hold integer values, got "
+                f"{float(labels[bad][0])!r}; pass integer class indices (or one-hot rows)"
+            )
+    return labels.long()
+
+
 def class_indices(name: str, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Check class indices: an integer tensor with values in ``[0, num_classes)``."""
     if not isinstance(labels, torch.Tensor):

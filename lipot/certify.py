@@ -292,6 +292,9 @@ def certified_accuracy(
     with evaluating(model):
         for x, y in _batches(data):
             x, y = x.to(device), y.to(device)
+            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                raise ValueError(f"data: the inputs of batch {len(radii)} contain NaN or Inf values; "
+                                 "clean them (e.g. torch.nan_to_num) or drop those samples")
             if bound is None:
                 shape = tuple(x.shape[1:])
                 if lipschitz is not None:

@@ -113,6 +113,9 @@ def _load(root: str | os.PathLike, split: str) -> tuple[Tensor, Tensor]:
                          f"{images.shape} and {labels.shape}")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{root}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if images.shape[0] == 0:
+        raise ValueError(f"{root}: the {split} IDX files {_FILES[split][0]} and {_FILES[split][1]} "
+                         "hold zero samples; use complete copies of the dataset")
     x = torch.from_numpy(_pixels(images, root)).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     return x, y

@@ -270,9 +270,9 @@ def _resume(checkpoint, device, model, optimizer, loss_fn, scheduler, train_data
     if missing:
         raise ValueError(f"checkpoint {checkpoint} holds a model but not the training state needed to "
                          f"resume (missing {missing}); train into another checkpoint file")
+    _check_same_loss(checkpoint, state, loss_fn)
     load_model_state(model, state, checkpoint)
     optimizer.load_state_dict(state["optimizer"])
-    loss_fn.load_state_dict(state["loss"])
     if scheduler is not None and state.get("scheduler") is not None:
         scheduler.load_state_dict(state["scheduler"])
     rng = state["rng"]
@@ -283,6 +283,21 @@ def _resume(checkpoint, device, model, optimizer, loss_fn, scheduler, train_data
     if len(history) != int(state["epoch"]):
         raise ValueError(f"checkpoint {checkpoint}: {len(history)} history records for epoch {state['epoch']}")
     return history
+
+
+def _check_same_loss(checkpoint, state: dict[str, Any], loss_fn) -> None:
+    """Refuse, in one line, a checkpoint written while training with another loss (its class is
+    recorded since this version; older checkpoints are told apart by the loss state's keys)."""
+    written, ours = state.get("loss_class"), type(loss_fn).__name__
+    if written is not None and written != ours:
+        raise ValueError(f"checkpoint {checkpoint} was written while training with {written}, not {ours}; "
+                         "resume with the same loss, or train into another checkpoint file")
+    try:
+        loss_fn.load_state_dict(state["loss"])
+    except RuntimeError:
+        raise ValueError(f"checkpoint {checkpoint} holds the state of another loss (keys "
+                         f"{sorted(state['loss'])}, {ours} has {sorted(loss_fn.state_dict())}); resume "
+                         "with the same loss, or train into another checkpoint file") from None
 
 
 def _validate(model, val_data, eps, device, metrics: dict[str, Any], main: bool, distributed: bool) -> dict[str, Any]:
@@ -312,6 +327,7 @@ def _save(checkpoint, model, optimizer, loss_fn, scheduler, train_data, history,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "loss": loss_fn.state_dict(),
+            "loss_class": type(loss_fn).__name__,
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng,
             "loader_rng": _loader_rng(train_data),

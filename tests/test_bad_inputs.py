@@ -157,6 +157,25 @@ def _checkpoint_is_a_directory(tmp: Path):
     return _fit_tiny(tmp, checkpoint=tmp / "ckpt")
 
 
+def _resume_other_loss(tmp: Path):
+    path = tmp / "c.pt"
+    _fit_tiny(tmp, checkpoint=path)  # written while training with HKRMulticlassLoss
+    y = torch.arange(32) % 3
+    return fit(lipot.models.build("dense", in_features=16, hidden=[8], num_classes=3), LL.SoftHKRMulticlassLoss(0.9),
+               make_loader(torch.randn(32, 16), y, 8), 2, progress=False, log=None, checkpoint=path, resume=True)
+
+
+def _zero_sample_idx(tmp: Path):
+    _mnist_folder(tmp / "m", np.zeros((0, 2, 2), dtype=np.uint8), np.zeros(0, dtype=np.uint8))
+    return data.mnist(tmp / "m")
+
+
+def _nan_certify_data(tmp: Path):
+    x = torch.randn(6, 4)
+    x[2, 1] = float("nan")
+    return certified_accuracy(lipot.models.dense_classifier(4, (8,), 3), (x, torch.arange(6) % 3), 0.1)
+
+
 def _nan_training_data(tmp: Path):
     x = torch.randn(32, 16)
     x[5, 3] = float("nan")
@@ -248,6 +267,10 @@ API_CASES: dict[str, Bad] = {
     "checkpoint-missing": Bad("files", lambda tmp: load_checkpoint(tmp / "none.pt"), FileNotFoundError, r"none\.pt"),
     "resume-other-architecture": Bad("files", _resume_other_architecture, ValueError, r"c\.pt was written for a different model"),
     "checkpoint-is-a-directory": Bad("files", _checkpoint_is_a_directory, IsADirectoryError, r"ckpt is a directory"),
+    "resume-other-loss": Bad("files", _resume_other_loss, ValueError, r"c\.pt was written while training with HKRMulticlassLoss, not SoftHKRMulticlassLoss"),
+    "idx-zero-samples": Bad("files", _zero_sample_idx, ValueError, r"train-images-idx3-ubyte.*zero samples"),
+    "certify-nan-data": Bad("inputs", _nan_certify_data, ValueError, r"^data: the inputs of batch 0 contain NaN"),
+    "w1-lr-not-a-number": Bad("settings", lambda _: W1Estimator(lr="fast"), TypeError, r"^lr must be a positive number, got 'fast'"),
     "training-data-nan": Bad("inputs", _nan_training_data, ValueError, r"training data contains NaN"),
     "checkpoint-unsaveable": Bad("files", _unsaveable_checkpoint, Exception, r"."),
 }

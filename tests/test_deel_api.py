@@ -192,8 +192,13 @@ def test_multi_gpu_maps_to_global_batch_statistics():
     x, y = torch.randn(8), torch.tensor([1.0, -1.0] * 4)
     assert torch.equal(LL.hkr_loss(x, y, 0.9, multi_gpu=False), LL.hkr_loss(x, y, 0.9))
     assert torch.equal(LL.HKRLoss(0.9, 1.0, False, "mean")(x, y), LL.HKRLoss(0.9)(x, y))
-    with pytest.raises(RuntimeError, match="process group"):  # outside torchrun: said, not ignored
-        LL.HKRLoss(0.9, multi_gpu=True)(x, y)
+    # outside a process group there is one process: its batch is the global batch, and the value
+    # is the single-process one (deel-torchlip's behaviour); inside one, test_distributed checks
+    # the reduction over the group
+    assert torch.equal(LL.HKRLoss(0.9, multi_gpu=True)(x, y), LL.HKRLoss(0.9)(x, y))
+    assert torch.equal(LL.hkr_loss(x, y, 0.9, multi_gpu=True), LL.hkr_loss(x, y, 0.9))
+    xm, ym = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    assert torch.equal(LL.KRMulticlassLoss(multi_gpu=True)(xm, ym), LL.KRMulticlassLoss()(xm, ym))
     with pytest.raises(ValueError, match="true_values"):
         LL.KRLoss(true_values=(0, 1))
     with pytest.raises(TypeError, match="multi_gpu"):
@@ -218,3 +223,53 @@ def test_deel_torchlip_seed_snippet_runs_with_the_import_changed():
     optimizer.step()
     vanilla = torchlip.vanilla_model(model)
     assert isinstance(vanilla, torch.nn.Sequential) and torch.isfinite(loss)
+
+
+# deel-torchlip's multiclass losses take class indices as a float tensor too (its docstrings:
+# "target: tensor of shape (N,) of class indices"; its notebooks pass float labels)
+FLOAT_INDEX_LOSSES = {
+    "TauCrossEntropyLoss": lambda: LL.TauCrossEntropyLoss(2.0),
+    "HKRMulticlassLoss": lambda: LL.HKRMulticlassLoss(0.9),
+    "HingeMulticlassLoss": lambda: LL.HingeMulticlassLoss(),
+    "KRMulticlassLoss": lambda: LL.KRMulticlassLoss(),
+    "SoftHKRMulticlassLoss": lambda: LL.SoftHKRMulticlassLoss(0.9),
+    "LseHKRMulticlassLoss": lambda: LL.LseHKRMulticlassLoss(),
+    "CategoricalHingeLoss": lambda: LL.CategoricalHingeLoss(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT_INDEX_LOSSES))
+def test_multiclass_losses_accept_integer_valued_float_indices(name):
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3), torch.tensor([0, 2, 1, 1, 0, 2])
+    assert torch.equal(FLOAT_INDEX_LOSSES[name]()(x, y.float()), FLOAT_INDEX_LOSSES[name]()(x, y))
+    with pytest.raises(ValueError, match=r"target: floating-point class indices must hold integer values, got 1\.5"):
+        FLOAT_INDEX_LOSSES[name]()(x, torch.tensor([0.0, 2.0, 1.5, 1.0, 0.0, 2.0]))
+
+
+@pytest.mark.parametrize("name", ["margin_cross_entropy_loss", "gloro_trades_loss", "emma_loss",
+                                  "logit_annealing_loss"])
+def test_margin_losses_accept_integer_valued_float_indices(name):
+    from lipot.losses import margin
+
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3), torch.tensor([0, 2, 1, 1, 0, 2])
+    fn = getattr(margin, name)
+    assert torch.equal(fn(x, y.float(), 0.5), fn(x, y, 0.5))
+    with pytest.raises(ValueError, match="integer values"):
+        fn(x, y.float() + 0.25, 0.5)
+
+
+@pytest.mark.parametrize("cls", [L.SpectralConvTranspose2d, L.OrthoConvTranspose2d])
+def test_transposed_conv_output_padding_none_means_zero(cls):
+    torch.manual_seed(0)
+    layer = cls(2, 2, 2, stride=2, output_padding=None)
+    assert layer.output_padding == (0, 0)
+    assert layer(torch.randn(1, 2, 3, 3)).shape == (1, 2, 6, 6)
+
+
+@pytest.mark.parametrize("cls", [L.SpectralConvTranspose2d, L.OrthoConvTranspose2d])
+def test_transposed_conv_same_padding_stays_refused(cls):
+    """A deliberate difference (README, migration): torch.nn.ConvTranspose2d has no 'same'."""
+    with pytest.raises(ValueError, match="padding='same' is not supported"):
+        cls(2, 2, 3, padding="same")

@@ -105,6 +105,8 @@ def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
     if input.dim() != 2:
         raise ValueError(f"multiclass losses need input of shape (N, C), got {tuple(input.shape)}")
     n, c = input.shape
+    if target.dim() == 1:
+        target = _checks.integral_indices("target", target)
     if target.dim() == 1 and not target.is_floating_point():
         if target.shape[0] != n:
             raise ValueError(f"target has {target.shape[0]} labels for a batch of {n}")
@@ -136,8 +138,12 @@ def check_multi_gpu(multi_gpu: bool) -> bool:
 
 def global_batch_if(multi_gpu: bool):
     """deel-torchlip's ``multi_gpu`` flag: ``True`` computes the batch statistics over the union of
-    the ranks' batches (:func:`lipot.distributed.global_batch`, which needs a process group)."""
-    return _dist.global_batch() if check_multi_gpu(multi_gpu) else contextlib.nullcontext()
+    the ranks' batches (:func:`lipot.distributed.global_batch`) inside a process group; outside
+    one there is a single process, whose batch is the global one, so the value is the
+    single-process value (as deel-torchlip computes it)."""
+    if check_multi_gpu(multi_gpu) and _dist.is_distributed():
+        return _dist.global_batch()
+    return contextlib.nullcontext()
 
 
 def with_multi_gpu(fn):

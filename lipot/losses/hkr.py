@@ -256,6 +256,7 @@ def tau_cross_entropy_loss(
         raise ValueError(f"target must be class indices ({input.shape[0]},) or class probabilities "
                          f"{tuple(input.shape)} for input (N, C) {tuple(input.shape)}, got {tuple(target.shape)}")
     else:
+        target = _checks.integral_indices("target", target)
         target = _checks.class_indices("target", target, input.shape[1]) if _checking() else target
     reduction = check_reduction(reduction)
     if _dist.active():

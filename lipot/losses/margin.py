@@ -89,7 +89,10 @@ def pairwise_lipschitz(weight: Tensor, body_lipschitz: float = 1.0) -> Tensor:
 
 
 def _class_indices(input: Tensor, target: Tensor) -> Tensor:
-    """Validated class indices from indices or one-hot ``target`` (same rules as the HKR family)."""
+    """Validated class indices from indices (integer-valued floats included) or one-hot
+    ``target`` (same rules as the HKR family)."""
+    if isinstance(target, Tensor) and target.dim() == 1:
+        target = _checks.integral_indices("target", target)
     if isinstance(target, Tensor) and target.dim() == 1 and not target.is_floating_point():
         _multiclass_sign(input, target)
         return target

@@ -151,6 +151,11 @@ class _TransposedConvMixin(_ConvMixin):
     """Forward and export of the transposed convolutions (the adjoint of ``conv2d`` with the
     same weight, stride, padding, dilation and groups: the same operator norm)."""
 
+    @staticmethod
+    def _default_output_padding(output_padding):
+        """``None`` means 0 (no extra rows or columns), as torch's ``output_size=None`` does."""
+        return 0 if output_padding is None else output_padding
+
     @classmethod
     def _check_padding(cls, padding) -> None:
         if isinstance(padding, str):
@@ -333,6 +338,7 @@ class SpectralConvTranspose2d(_TransposedConvMixin, nn.ConvTranspose2d):
         beta_bjorck: float = DEFAULT_BETA_BJORCK,
     ) -> None:
         self._check_padding(padding)
+        output_padding = self._default_output_padding(output_padding)
         nn.ConvTranspose2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, output_padding,
             groups, bias, dilation, padding_mode, device=device, dtype=dtype,

@@ -201,6 +201,7 @@ class OrthoConvTranspose2d(_OrthoConvMixin, _TransposedConvMixin, nn.ConvTranspo
     ) -> None:
         self._check_padding(padding)
         bjorck = _bjorck_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
+        output_padding = self._default_output_padding(output_padding)
         nn.ConvTranspose2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, output_padding,
             groups, bias, dilation, padding_mode, device=device, dtype=dtype,

@@ -115,8 +115,7 @@ def _check_settings(critic, epochs, batch_size, lr, lr_patience, hidden, cones, 
                                                              if batch_size is not None else ()):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    _checks.positive_float("lr", lr)
     _checks.fraction("smoothing", smoothing, high_open=True)
     if tol is not None:
         _checks.fraction("tol", tol, high_open=True)
