@@ -250,7 +250,8 @@ def _conv_shape(draw, c, n):
 def weighted_modules(draw):
     kind = draw(st.sampled_from(["linear", "conv1d", "conv2d", "convT", "spectral_conv", "ortho_conv",
                                  "aol_conv", "frobenius_conv", "spectral_convT", "ortho_convT",
-                                 "spectral_linear", "aol_linear", "stacked", "batchnorm"]))
+                                 "spectral_linear", "aol_linear", "stacked", "batchnorm", "residual",
+                                 "k_sequential", "dropout"]))
     c_in, c_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     k, s = draw(st.integers(1, 4)), draw(st.integers(1, 2))
     d = 1 if s > 1 else draw(st.integers(1, 2))
@@ -264,6 +265,20 @@ def weighted_modules(draw):
         return L.AOLLinear(c_in, c_out), (c_in,)
     if kind == "stacked":
         return L.StackedSpectralLinear(draw(st.integers(1, 4)), c_in, c_out), (c_in,)
+    if kind == "residual":
+        width = 2 * c_in
+        block = L.Sequential(L.SpectralLinear(width, width), L.GroupSort2(), nn.Linear(width, width))
+        residual = L.LipResidual(L.Sequential(L.SpectralLinear(width, width), L.GroupSort2()),
+                                 k_coef_lip=draw(st.sampled_from([0.5, 1.0, 2.0])))
+        with torch.no_grad():
+            residual.alpha.fill_(draw(st.floats(-3, 3)))
+        return (residual if draw(st.booleans()) else nn.Sequential(residual, block)), (width,)
+    if kind == "k_sequential":
+        k_model = draw(st.sampled_from([0.5, 2.0, 5.0]))
+        return L.Sequential(L.SpectralConv2d(c_in, 4, 3, padding=1), L.GroupSort2(), L.ScaledL2NormPool2d(2),
+                            nn.Flatten(), L.SpectralLinear(4 * 4, 2), k_coef_lip=k_model), (c_in, 8, 8)
+    if kind == "dropout":
+        return nn.Sequential(nn.Dropout(0.5), nn.Linear(c_in, c_out), nn.Dropout1d(0.3)), (c_in, 3)
     if kind == "batchnorm":
         bn = nn.BatchNorm1d(c_in)
         with torch.no_grad():
