@@ -59,9 +59,9 @@ def w1_data() -> tuple[torch.Tensor, torch.Tensor]:
 W1_SETTINGS = {"epochs": 3, "batch_size": 32, "min_epoch_steps": 4, "folds": 2, "seed": 0, "device": "cpu"}
 
 
-def _step(name: str, use_global_batch: bool) -> dict:
-    outputs, make_loss = LOSSES[name]
-    model, loss_fn = gnp_model(outputs), make_loss()
+def _step(name: str, use_global_batch: bool, make_loss=None) -> dict:
+    outputs, default_loss = LOSSES[name]
+    model, loss_fn = gnp_model(outputs), (make_loss or default_loss)()
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     x, y = global_batch(outputs)
     part = ldist.shard_slice(N)
@@ -116,6 +116,8 @@ def main(out: str) -> None:
     for name in LOSSES:
         result[f"step/{name}"] = _step(name, True)
     result["step/kr/local-statistics"] = _step("kr", False)
+    # deel-torchlip's flag instead of the context: the same global statistics inside a group
+    result["step/kr/multi_gpu-flag"] = _step("kr", False, lambda: losses.NegKRLoss(multi_gpu=True))
     result["fit"] = _fit(out + ".ckpt")
     result["w1"] = _w1()
     gathered = [None] * ldist.world_size()

@@ -74,6 +74,16 @@ def test_ddp_step_equals_single_process_step(ranks, name):
             assert got["current_mean"] == pytest.approx(ref["current_mean"], rel=1e-6)
 
 
+def test_multi_gpu_flag_reduces_over_the_process_group(ranks):
+    """NegKRLoss(multi_gpu=True) inside the group, without global_batch(), equals the global step
+    (outside a group it is the single-process value: tests/test_deel_api.py)."""
+    ref = _single_step("kr")
+    for r in ranks:
+        got = r["step/kr/multi_gpu-flag"]
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-5, abs=1e-6)
+        _close(got["grads"], ref["grads"])
+
+
 def test_per_rank_statistics_would_be_wrong(ranks):
     """Control: without global_batch() the KR gradient differs (each rank uses its own class
     means), so the equality above really tests the global statistics."""

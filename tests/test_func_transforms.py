@@ -196,13 +196,18 @@ def test_per_sample_gradients_with_functional_call(training):
         return functional_call(model, p, (xi[None],)).sum()
 
     per_sample = _restoring(model, lambda: vmap(grad(loss), in_dims=(None, 0))(params, x))
+    _assert_per_sample_gradients(model, x, per_sample)
+
+
+def _assert_per_sample_gradients(model: nn.Module, x: torch.Tensor, per_sample: dict) -> None:
+    """``per_sample[k][i]`` equals the gradient of ``model(x[i:i+1]).sum()`` (one backward pass)."""
     for i in range(x.shape[0]):
         def one():
             model.zero_grad()
             model(x[i:i + 1]).sum().backward()
             return {k: v.grad.clone() for k, v in model.named_parameters()}
         expected = _restoring(model, one)
-        for k in params:
+        for k in per_sample:
             assert torch.allclose(per_sample[k][i], expected[k], rtol=0, atol=1e-6), k
 
 
@@ -316,13 +321,7 @@ def test_vmap_over_the_models(name, training):
 
     per_sample = _restoring(model, lambda: vmap(grad(loss), in_dims=(None, 0))(params, x))
     jacobians = _restoring(model, lambda: vmap(jacrev(model))(x))
+    _assert_per_sample_gradients(model, x, per_sample)
     for i in range(x.shape[0]):
-        def one():
-            model.zero_grad()
-            model(x[i:i + 1]).sum().backward()
-            return {k: v.grad.clone() for k, v in model.named_parameters()}
-        expected = _restoring(model, one)
-        for k in params:
-            assert torch.allclose(per_sample[k][i], expected[k], rtol=0, atol=1e-6), k
         reference = _restoring(model, lambda: _reference_jacobian(model, x[i:i + 1]))[0, :, 0]
         assert torch.allclose(jacobians[i], reference, rtol=0, atol=1e-6)

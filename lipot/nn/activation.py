@@ -31,7 +31,7 @@ def _scaled(x: Tensor, k: float) -> Tensor:
 
 def _channel_dim(input: Tensor, dim: int) -> int:
     """``dim``, or 0 for a 1-D input with the default ``dim=1`` (one unbatched vector)."""
-    if dim == 1 and not LF._tracing() and input.dim() == 1:
+    if not LF._tracing() and dim == 1 and input.dim() == 1:
         return 0
     return dim
 
