@@ -267,7 +267,7 @@ def weighted_modules(draw):
         return L.StackedSpectralLinear(draw(st.integers(1, 4)), c_in, c_out), (c_in,)
     if kind == "residual":
         width = 2 * c_in
-        block = L.Sequential(L.SpectralLinear(width, width), L.GroupSort2(), nn.Linear(width, width))
+        block = nn.Sequential(L.SpectralLinear(width, width), L.GroupSort2(), nn.Linear(width, width))
         residual = L.LipResidual(L.Sequential(L.SpectralLinear(width, width), L.GroupSort2()),
                                  k_coef_lip=draw(st.sampled_from([0.5, 1.0, 2.0])))
         with torch.no_grad():
@@ -289,7 +289,8 @@ def weighted_modules(draw):
     if kind == "conv1d":
         return nn.Conv1d(c_in, c_out, k, s, pad, d, padding_mode=mode), _conv_shape(draw, c_in, 1)
     if kind == "conv2d":
-        return nn.Conv2d(c_in, c_out, _arg(draw, st.integers(1, 4), 2), s, pad, d, padding_mode=mode), \
+        groups = draw(st.sampled_from([g for g in (1, 2) if c_in % g == 0 and c_out % g == 0]))
+        return nn.Conv2d(c_in, c_out, _arg(draw, st.integers(1, 4), 2), s, pad, d, groups, padding_mode=mode), \
             _conv_shape(draw, c_in, 2)
     if kind == "convT":
         return nn.ConvTranspose2d(c_in, c_out, k, s, pad, output_padding=draw(st.integers(0, s - 1))), \

@@ -225,8 +225,10 @@ def test_deel_torchlip_seed_snippet_runs_with_the_import_changed():
     assert isinstance(vanilla, torch.nn.Sequential) and torch.isfinite(loss)
 
 
-# deel-torchlip's multiclass losses take class indices as a float tensor too (its docstrings:
-# "target: tensor of shape (N,) of class indices"; its notebooks pass float labels)
+# deel-torchlip 1.0.5's TauCrossEntropyLoss casts a target that does not have the input's shape
+# to int64 (``target.to(torch.int64)`` in its forward), so float class indices work there; lipot
+# accepts them in every loss that takes class indices and refuses non-integer values (which
+# deel-torchlip truncates silently)
 FLOAT_INDEX_LOSSES = {
     "TauCrossEntropyLoss": lambda: LL.TauCrossEntropyLoss(2.0),
     "HKRMulticlassLoss": lambda: LL.HKRMulticlassLoss(0.9),

@@ -166,6 +166,7 @@ def _window_counts(module: nn.Module, shape: tuple[int, ...], n: int) -> int:
     through the module itself: along each spatial axis, a batch of indicator hyperplanes (one per
     position); a window outputs 1 exactly when it contains the hyperplane (padding is -inf)."""
     lead = _spatial_batch(shape, n, module)
+    shape = (1,) * lead + shape[lead:]  # channels are pooled alike: one is enough
     total = 1
     for a in range(n):
         axis = 1 + lead + a  # in the (batch, *shape) tensor
