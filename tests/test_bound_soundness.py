@@ -119,24 +119,24 @@ def assert_sound(module: nn.Module, shape: tuple[int, ...], nominal: bool = True
         assert measured <= claim * (1 + TOL) + 1e-12, f"{module}: nominal {claim} < measured {measured}"
 
 
-SETTINGS = dict(deadline=None, derandomize=True,
+SETTINGS = dict(deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 def both_runs(strategy, default: int):
-    """A default test with ``default`` examples and a ``slow`` one with ten times as many."""
+    """A default test with ``default`` examples and a ``slow`` one with ten times as many. Each
+    inner function gets its own name: hypothesis derives the derandomized seed from it."""
     def wrap(check):
-        @settings(max_examples=default, **SETTINGS)
-        @given(case=strategy)
         def fast(case):
             check(case)
 
-        @pytest.mark.slow
-        @settings(max_examples=10 * default, **SETTINGS)
-        @given(case=strategy)
         def slow(case):
             check(case)
 
+        fast.__name__ = fast.__qualname__ = f"{check.__name__}_fast"
+        slow.__name__ = slow.__qualname__ = f"{check.__name__}_slow"
+        fast = settings(max_examples=default, **SETTINGS)(given(case=strategy)(fast))
+        slow = pytest.mark.slow(settings(max_examples=10 * default, **SETTINGS)(given(case=strategy)(slow)))
         return fast, slow
     return wrap
 
