@@ -213,17 +213,21 @@ def _schur_bound(module: nn.Module, shape: tuple[int, ...]) -> float:
     return math.sqrt(float(columns.max().clamp_min(0)) * float(rows.max().clamp_min(0)))
 
 
-def _check_finite_output(module: nn.Module, shape: tuple[int, ...]) -> None:
-    """Refuse a setting whose output is not a function of the input with finite values: a max
-    window that reads only padding (``-inf``), an average over no input pixel (``nan``)."""
+def _is_empty_output(module: nn.Module, shape: tuple[int, ...]) -> bool:
+    """Whether the output is empty (a map into a zero-dimensional space is 0-Lipschitz); refuse a
+    setting whose output is not a function of the input with finite values: a max window that
+    reads only padding (``-inf``), an average over no input pixel (``nan``)."""
     with torch.no_grad():
         out = module(torch.zeros(1, *shape, dtype=torch.float64))
+    if out.numel() == 0:
+        return True
     if not bool(torch.isfinite(out).all()):
         raise ValueError(
             f"cannot bound {module} on inputs of shape {shape}: some of its windows read only "
             "padding, so its output is not finite (-inf or nan) whatever the input; reduce padding "
             "or dilation, or use a larger input"
         )
+    return False
 
 
 def _check_circular_padding(module: nn.Module) -> None:
@@ -262,11 +266,9 @@ def shaped_torch_bound(module: nn.Module, shape: tuple[int, ...]) -> float | Non
     n = _MAX_POOLS.get(type(module)) or _ADAPTIVE_MAX_POOLS.get(type(module))
     if n is not None:
         _refuse_indices(module)
-        _check_finite_output(module, shape)
-        return math.sqrt(_window_counts(module, shape, n))
+        return 0.0 if _is_empty_output(module, shape) else math.sqrt(_window_counts(module, shape, n))
     if _is_non_negative_affine(module):
         _check_non_negative(module)
         _check_circular_padding(module)
-        _check_finite_output(module, shape)
-        return _schur_bound(module, shape)
+        return 0.0 if _is_empty_output(module, shape) else _schur_bound(module, shape)
     return None
