@@ -53,6 +53,26 @@ def test_fit_checkpoints_soft_hkr_state(tmp_path):
     assert load_checkpoint(tmp_path / "s.pt")["loss"]["current_mean"].item() == pytest.approx(loss.current_mean.item())
 
 
+def test_checkpoint_directory_is_refused_before_the_first_epoch(tmp_path):
+    """A checkpoint path that is a directory fails before any training: no batch is drawn and
+    the weights are those of the untrained model."""
+    torch.manual_seed(0)
+    model = models.dense_classifier(4, (8,), 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    drawn = []
+
+    class Loader:
+        def __iter__(self):
+            drawn.append(1)
+            yield torch.randn(8, 4), torch.arange(8) % 3
+
+    (tmp_path / "ckpt").mkdir()
+    with pytest.raises(IsADirectoryError, match="ckpt is a directory"):
+        fit(model, losses.HKRMulticlassLoss(0.9), Loader(), 3, checkpoint=tmp_path / "ckpt", progress=False, log=None)
+    assert not drawn
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_tensor_loader_covers_each_sample_once_and_is_seeded():
     from lipot.training import TensorLoader
 
