@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import lipot
 import lipot.nn as L
 from lipot.certify import lipschitz_bound
 from lipot.nn import nominal_lipschitz
