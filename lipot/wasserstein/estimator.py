@@ -48,7 +48,6 @@ import copy
 import inspect
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -63,28 +62,10 @@ from .defaults import auto_batch_size, auto_hidden, auto_tol, default_candidates
 from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
+from .result import W1Result
 from .sources import make_sources, sample_points
 
 __all__ = ["estimate_w1", "W1Estimator", "W1Result"]
-
-
-@dataclass
-class W1Result:
-    """An estimate of :math:`W_1`: ``value`` (held-out KR value) ± ``stderr``, ``ci`` (95 %).
-
-    ``selected`` names the critic kept in each fold (``"linear"``, ``"cone"``, ``"gnp"`` or
-    ``"custom"``);
-    ``history`` holds one record per epoch of every trained network."""
-
-    value: float
-    stderr: float
-    ci: tuple[float, float]
-    in_sample: float
-    critic: nn.Module = field(repr=False)
-    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    n_heldout: tuple[int, int] = (0, 0)
-    seconds: float = 0.0
-    selected: tuple[str, ...] = ()
 
 
 class _Stack(nn.Module):

@@ -1,0 +1,59 @@
+r"""The result of a W1 estimate: :class:`W1Result` (value, standard error, critic, transport
+directions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["W1Result"]
+
+
+@dataclass
+class W1Result:
+    """An estimate of :math:`W_1`: ``value`` (held-out KR value) ± ``stderr``, ``ci`` (95 %).
+
+    ``critic`` is the fitted 1-Lipschitz potential :math:`f` on raw inputs (the mean of the fold
+    critics), with :math:`\\mathbb E_X f - \\mathbb E_Y f` the KR value; ``selected`` names the
+    critic kept in each fold (``"linear"``, ``"cone"``, ``"gnp"`` or ``"custom"``); ``history``
+    holds one record per epoch of every trained network."""
+
+    value: float
+    stderr: float
+    ci: tuple[float, float]
+    in_sample: float
+    critic: nn.Module = field(repr=False)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    n_heldout: tuple[int, int] = (0, 0)
+    seconds: float = 0.0
+    selected: tuple[str, ...] = ()
+
+    def transport_direction(self, points, batch_size: int = 4096) -> Tensor:
+        r"""The estimated transport direction at ``points`` ``(n, ...)``: the unit vector
+        :math:`\nabla f(p)/\lVert\nabla f(p)\rVert` of the critic's gradient.
+
+        For an optimal critic of :math:`W_1(\mu, \nu)` (``X ~ mu``, ``Y ~ nu``), a point of
+        :math:`\nu` is transported along :math:`\nabla f`, toward :math:`\mu`, and
+        :math:`f(T(y)) - f(y) = \lVert T(y) - y\rVert` (Kantorovich-Rubinstein duality; Villani,
+        *Optimal transport, old and new*, Thm 5.10). Returns the critic's dtype on its device; a zero gradient (a flat critic) gives a zero vector.
+        """
+        param = next(self.critic.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        x = torch.as_tensor(points).to(dtype)
+        if x.dim() < 2 or x.shape[0] == 0:
+            raise ValueError(f"points must be a non-empty batch (n, ...), got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("points contain NaN or Inf values")
+        out = []
+        with torch.enable_grad():
+            for part in x.split(batch_size):
+                part = part.to(device).detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self.critic(part).sum(), part)
+                flat = grad.reshape(grad.shape[0], -1)
+                norm = flat.norm(dim=1, keepdim=True)
+                out.append((flat / torch.where(norm > 0, norm, torch.ones_like(norm))).reshape(grad.shape))
+        return torch.cat(out)
