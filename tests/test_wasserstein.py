@@ -194,3 +194,39 @@ def test_stream_with_only_zero_weights_is_refused():
     est = W1Estimator("linear", folds=2, seed=0).fit(x, x + 1.0)
     with pytest.raises(ValueError, match="positive weight"):
         est.evaluate(_loader(x, np.zeros(200)), _loader(x))
+
+
+def test_transport_direction_is_the_unit_gradient_toward_x(gaussian_shift):
+    """Y = X + (2, 0): points of Y move toward X along (-1, 0). The direction is the critic's
+    gradient, checked against central finite differences of the critic itself (float64)."""
+    x, y, est = gaussian_shift
+    res = est.result_
+    points = torch.as_tensor(y[:200], dtype=torch.float32)
+    direction = res.transport_direction(points)
+    assert direction.shape == points.shape
+    assert torch.allclose(direction.norm(dim=1), torch.ones(200), atol=1e-5)
+    assert float(direction[:, 0].mean()) < -0.9  # toward X's side
+    h = 1e-3
+    critic = res.critic
+    with torch.no_grad():
+        fd = torch.stack([(critic(points + h * e) - critic(points - h * e)).reshape(-1) / (2 * h)
+                          for e in torch.eye(2)], 1)
+    fd = fd / fd.norm(dim=1, keepdim=True)
+    assert float((fd * direction).sum(1).median()) > 0.999
+    with pytest.raises(ValueError, match="NaN"):
+        res.transport_direction(torch.full((3, 2), float("nan")))
+    with pytest.raises(ValueError, match="non-empty batch"):
+        res.transport_direction(torch.zeros(0, 2))
+
+
+def test_transport_direction_on_a_funnel_pair():
+    """On the 4-funnel pair in 2-D the critic's gradient points along the true transport
+    direction (the potential's gradient) at most points of P."""
+    from lipot.funnels import FunnelPair
+
+    pair = FunnelPair(2, 4, 0)
+    x, _ = pair.sample(1000, seed=1)
+    _, y = pair.sample(1000, seed=2)
+    res = lipot.estimate_w1(y.numpy(), x.numpy(), critic="cone", epochs=15, folds=3, seed=0, progress=False)
+    cos = (res.transport_direction(x).double() * pair.gradient(x)).sum(1)
+    assert float(cos.mean()) > 0.7
