@@ -230,3 +230,21 @@ def test_transport_direction_on_a_funnel_pair():
     res = lipot.estimate_w1(y.numpy(), x.numpy(), critic="cone", epochs=15, folds=3, seed=0, progress=False)
     cos = (res.transport_direction(x).double() * pair.gradient(x)).sum(1)
     assert float(cos.mean()) > 0.7
+
+
+def test_exact_companion_brackets_the_estimate():
+    """Small 2-D samples get POT's exact W1 beside the held-out value (an upper companion:
+    exact >= the critic's KR value on the same samples); exact=False skips it, exact=True forces
+    it in higher dimension; streams cannot have it."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 1.0
+    settings = dict(epochs=5, folds=2, seed=0, min_epoch_steps=2)
+    est = W1Estimator(**settings).fit(x, y)
+    assert est.result_.exact == pytest.approx(exact_w1(x, y), rel=1e-12)
+    assert est.evaluate(x, y).value <= est.result_.exact + 1e-6
+    assert W1Estimator(exact=False, **settings).fit(x, y).result_.exact is None
+    x3, y3 = rng.normal(size=(100, 3)), rng.normal(size=(100, 3))
+    assert W1Estimator(**settings).fit(x3, y3).result_.exact is None
+    assert W1Estimator(exact=True, **settings).fit(x3, y3).result_.exact == pytest.approx(exact_w1(x3, y3))
+    with pytest.raises(TypeError, match="exact must be None, True or False"):
+        W1Estimator(exact="yes")

@@ -18,7 +18,7 @@ The package, bottom to top:
 
 from .critics import (CONE_MAX_FEATURES, LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedConeCritic,
                       StackedDenseCritic)
-from .defaults import auto_batch_size, auto_hidden, auto_tol, default_candidates
+from .defaults import auto_batch_size, auto_exact, auto_hidden, auto_tol, default_candidates
 from .estimator import W1Estimator, W1Result, estimate_w1
 from .folds import FoldPlan
 
@@ -36,6 +36,7 @@ __all__ = [
     "auto_batch_size",
     "auto_hidden",
     "auto_tol",
+    "auto_exact",
     "default_candidates",
     "CONE_MAX_FEATURES",
 ]

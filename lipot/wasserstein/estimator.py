@@ -58,12 +58,13 @@ from tqdm.auto import tqdm
 from .. import _checks
 from .. import distributed as _dist
 from .critics import DEFAULT_CONES, LinearCritic, MeanCritic, ScaledCritic, StackedConeCritic, fold_critics
-from .defaults import auto_batch_size, auto_hidden, auto_tol, default_candidates
+from ..ot import exact_w1
+from .defaults import auto_batch_size, auto_exact, auto_hidden, auto_tol, default_candidates
 from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
 from .result import W1Result
-from .sources import make_sources, sample_points
+from .sources import is_stream, make_sources, sample_points
 
 __all__ = ["estimate_w1", "W1Estimator", "W1Result"]
 
@@ -153,6 +154,11 @@ class W1Estimator:
             same result; the batches of every pass are dealt out to the ranks in turn and the
             network steps as one DistributedDataParallel step on ``world_size`` pairs of batches
             with global weight sums.
+        exact: also compute POT's exact W1 of the two samples (``W1Result.exact``, an upper
+            companion of the held-out ``value``): ``None`` (default) for in-memory samples of
+            at most :data:`~lipot.wasserstein.defaults.EXACT_MAX_FEATURES` features and
+            ``n * m <=`` :data:`~lipot.wasserstein.defaults.EXACT_MAX_PAIRS` (not under
+            ``distributed``); ``True`` always (in-memory samples); ``False`` never.
     """
 
     def __init__(
@@ -176,6 +182,7 @@ class W1Estimator:
         seed: int = 0,
         progress: bool | None = False,
         distributed: bool = False,
+        exact: bool | None = None,
     ) -> None:
         if distributed:
             _dist.require_initialized("W1Estimator(distributed=True)")
@@ -186,6 +193,9 @@ class W1Estimator:
         self.patience, self.smoothing, self.min_epoch_steps = patience, float(smoothing), min_epoch_steps
         self.lr_patience, self.cones, self.tol = lr_patience, cones, tol
         self.seed, self.progress, self.folds = seed, progress, folds
+        if exact is not None and not isinstance(exact, bool):
+            raise TypeError(f"exact must be None, True or False, got {exact!r}")
+        self.exact = exact
         self.distributed = bool(distributed) and _dist.world_size() > 1
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
@@ -298,7 +308,21 @@ class W1Estimator:
             history += hist
         chosen = [max(c, key=lambda t: t[0]) for c in candidates]
         self._finish(sx, sy, plan, stats, chosen, center, history, t0)
+        self.result_.exact = self._exact(X, Y, weights_x, weights_y, int(np.prod(sx.shape)))
         return self
+
+    def _exact(self, X, Y, weights_x, weights_y, features: int) -> float | None:
+        """POT's exact W1 of the samples, when ``exact`` asks for it (see the class docstring)."""
+        if self.exact is False:
+            return None
+        if is_stream(X) or is_stream(Y):
+            if self.exact:
+                raise ValueError("exact=True needs X and Y in memory (arrays or tensors), not streams")
+            return None
+        n, m = len(X), len(Y)
+        if self.exact is None and (self.distributed or not auto_exact(features, n, m)):
+            return None
+        return exact_w1(X, Y, weights_x, weights_y)
 
     def _finish(self, sx, sy, plan: FoldPlan, stats, chosen, center, history, t0: float) -> None:
         """Held-out values of the chosen critics, the returned critic and the result."""

@@ -19,7 +19,13 @@ class W1Result:
     ``critic`` is the fitted 1-Lipschitz potential :math:`f` on raw inputs (the mean of the fold
     critics), with :math:`\\mathbb E_X f - \\mathbb E_Y f` the KR value; ``selected`` names the
     critic kept in each fold (``"linear"``, ``"cone"``, ``"gnp"`` or ``"custom"``); ``history``
-    holds one record per epoch of every trained network."""
+    holds one record per epoch of every trained network.
+
+    ``exact``: POT's exact W1 of the two samples (``exact=True``, or by default for small
+    samples of at most two features, :func:`~lipot.wasserstein.defaults.auto_exact`), else
+    ``None``. In expectation ``value`` is at most the population W1 (a held-out 1-Lipschitz
+    critic) and ``exact`` at least (the plug-in estimate is convex in the samples), so the two
+    bracket it; in low dimension the plug-in bias is small and ``exact`` is often the closer."""
 
     value: float
     stderr: float
@@ -30,6 +36,7 @@ class W1Result:
     n_heldout: tuple[int, int] = (0, 0)
     seconds: float = 0.0
     selected: tuple[str, ...] = ()
+    exact: float | None = None
 
     def transport_direction(self, points, batch_size: int = 4096) -> Tensor:
         r"""The estimated transport direction at ``points`` ``(n, ...)``: the unit vector
