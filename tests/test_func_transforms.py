@@ -254,16 +254,9 @@ UNBATCHED = {
     "FullSort": (lambda dim: L.FullSort(dim=dim), 5),
     "GroupSortNorm": (lambda dim: L.GroupSortNorm(dim=dim), 8),
     "MaxMin": (lambda dim: L.MaxMin(dim=dim), 3),
-    "HouseHolder": (lambda dim: _householder_on(dim), 4),
+    "HouseHolder": (lambda dim: L.HouseHolder(4, theta_initializer="normal", dim=dim), 4),
     "LPReLU": (lambda dim: L.LPReLU(), 3),
 }
-
-
-def _householder_on(dim):
-    layer = L.HouseHolder(4, theta_initializer="normal")
-    if dim == 1:
-        return layer
-    return lambda x: layer(x, axis=dim)
 
 
 @pytest.mark.parametrize("name", sorted(UNBATCHED))
@@ -273,17 +266,14 @@ def test_activations_take_one_unbatched_sample(name):
     make, channels = UNBATCHED[name]
     torch.manual_seed(0)
     vectors = torch.randn(5, channels, dtype=torch.float64)
-    layer = make(1)
-    if isinstance(layer, nn.Module):
-        layer = layer.double()
+    torch.manual_seed(0)
+    layer = make(1).double()
     assert torch.equal(vmap(layer)(vectors), layer(vectors))
     assert torch.equal(layer(vectors[0]), layer(vectors)[0])
     if name == "LPReLU":  # one slope per channel needs dimension 1, as torch.nn.PReLU
         return
     images = torch.randn(5, channels, 3, 2, dtype=torch.float64)
-    layer = make(-3)
-    if isinstance(layer, nn.Module):
-        layer = layer.double()
+    layer = make(-3).double()
     assert torch.equal(vmap(layer)(images), layer(images))
     assert torch.equal(layer(images[0]), layer(images)[0])
 

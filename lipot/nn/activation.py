@@ -127,11 +127,13 @@ class HouseHolder(_Activation):
         k_coef_lip: Lipschitz factor.
         theta_initializer: ``None`` (angle pi/2), a float angle, or ``"zeros"``, ``"ones"``,
             ``"normal"``.
+        dim: the channel dimension when ``forward`` gets no ``axis`` (1; ``-3`` for unbatched
+            images too, see the module docstring).
 
     See :func:`lipot.functional.householder`.
     """
 
-    def __init__(self, channels: int, k_coef_lip: float = 1.0, theta_initializer=None) -> None:
+    def __init__(self, channels: int, k_coef_lip: float = 1.0, theta_initializer=None, dim: int = 1) -> None:
         super().__init__(k_coef_lip)
         channels = _checks.positive_int("channels", channels)
         if channels % 2:
@@ -152,9 +154,16 @@ class HouseHolder(_Activation):
                 f"got {theta_initializer!r}"
             )
         self.theta = nn.Parameter(theta)
+        self.dim = int(dim)
 
-    def forward(self, input: Tensor, axis: int = 1) -> Tensor:
+    def forward(self, input: Tensor, axis: int | None = None) -> Tensor:
+        axis = self.dim if axis is None else axis
         return _scaled(LF.householder(input, self.theta, _channel_dim(input, axis)), self.k_coef_lip)
+
+    def vanilla_export(self) -> nn.Module:
+        """The traced forward with ``axis`` fixed to ``dim`` (the exported module takes the input
+        only)."""
+        return trace_export(self, concrete_args={"axis": None})
 
 
 class LPReLU(nn.PReLU, LipschitzModule):
