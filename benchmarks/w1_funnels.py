@@ -17,6 +17,7 @@ defaults, or ``--set`` settings) and prints, per row:
 
     python benchmarks/w1_funnels.py --dims 2 16 64 128 --funnels 4 64 --seeds 0 1 2 --n 8000
     python benchmarks/w1_funnels.py --dims 2 --funnels 64 --n 8000 --exact
+    python benchmarks/w1_funnels.py --from-json rows.json --plot docs/w1_funnels.png   # table, plot
 """
 
 from __future__ import annotations
@@ -81,6 +82,30 @@ def summary(rows: list[dict]) -> list[str]:
     return out
 
 
+def plot(rows: list[dict], path: str) -> None:
+    """Mean error against the dimension, one line per number of funnels, and the oracle's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for funnels in sorted({r["funnels"] for r in rows}):
+        dims = sorted({r["dim"] for r in rows if r["funnels"] == funnels})
+        for name, style in (("error_pct", "-o"), ("oracle_error_pct", ":x")):
+            means = [np.mean([r[name] for r in rows if (r["dim"], r["funnels"]) == (d, funnels)]) for d in dims]
+            label = f"{'lipot' if name == 'error_pct' else 'oracle (true f)'}, K={funnels}"
+            ax.plot(dims, means, style, label=label)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel("error against the true W1 (%)")
+    ax.set_title(f"funnel pairs, {rows[0]['n']} points per side, mean over seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 16, 64, 128])
@@ -92,11 +117,18 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", type=setting,
                         help="W1Estimator keyword arguments, e.g. epochs=200")
     parser.add_argument("--json", default=None, help="write the rows to this file")
+    parser.add_argument("--from-json", default=None, help="read the rows of an earlier run instead of running")
+    parser.add_argument("--plot", default=None, help="write the error-against-dimension plot to this PNG")
     args = parser.parse_args()
     settings = {"progress": False, **dict(args.set)}
     torch.manual_seed(0)
     rows = []
-    for dim in args.dims:
+    if args.from_json:
+        with open(args.from_json) as f:
+            rows = json.load(f)
+        for row in rows:
+            print(_line(row))
+    for dim in [] if args.from_json else args.dims:
         for funnels in args.funnels:
             for seed in args.seeds:
                 rows.append(run_pair(dim, funnels, seed, args.n, args.truth_n, args.exact, settings))
@@ -107,6 +139,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":
