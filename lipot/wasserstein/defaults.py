@@ -75,16 +75,18 @@ def default_candidates(in_features: int) -> tuple[str, ...]:
 EXACT_MAX_FEATURES = 2
 r"""Largest input width for which :func:`auto_exact` adds POT's exact W1 of the two samples to
 the result. The exact plug-in value is biased upward (in expectation it is at least the
-population W1, by convexity), by about :math:`n^{-1/d}`: on funnel pairs
-(:mod:`lipot.funnels`, seed 0, 4000 per side) it erred by +0.9 % and +4.7 % in 2-D (4 and 64
-funnels), +8.7 % in 3-D, +13.7 % in 4-D and +54.5 % in 8-D (64 funnels). In 2-D it is a useful
-upper companion of the held-out value (a lower bound in expectation); from 3-D on its bias
-outgrows the estimator's."""
+population W1, by convexity), by about :math:`n^{-1/d}`: on funnel pairs (:mod:`lipot.funnels`,
+seed 0, 4000 per side, 4 / 64 funnels) it erred by -0.8 % / +7.5 % in 2-D, +0.9 % / +8.7 % in
+3-D, +3.9 % / +14.1 % in 4-D and +33.2 % / +56.6 % in 8-D (``python benchmarks/w1_funnels.py
+--exact-only --dims 2 3 4 8 --funnels 4 64 --seeds 0 --n 4000``), while the estimator erred by
+-2.1 % / -7.3 % in 2-D (8000 per side, mean of 3 pairs). In 2-D it is a useful upper companion of
+the held-out value (a lower bound in expectation); beyond, its bias soon outgrows the
+estimator's."""
 
 EXACT_MAX_PAIRS = 4_000_000
 """Largest ``n * m`` for which :func:`auto_exact` computes it (2000 points per side: a 32 MB cost
-matrix; POT's network simplex took 0.1 to 1.3 s at 1000 per side and 2.7 to 4.4 s at 4000 per
-side on these pairs, on a loaded 2-core CPU). Pass ``exact=True`` for larger samples (up to
+matrix; POT's network simplex took 0.1 to 1.1 s at 1000 per side and 2.3 to 4.9 s at 4000 per
+side on the 2-D pairs above, on a 2-core CPU). Pass ``exact=True`` for larger samples (up to
 :func:`lipot.ot.exact_w1`'s memory guard)."""
 
 
