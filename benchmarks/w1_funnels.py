@@ -15,10 +15,15 @@ defaults, or ``--set`` settings) and prints, per row:
 * ``exact``: POT's exact W1 of the two samples (``--exact``; biased upward in high dimension);
 * the time of the estimate.
 
+With ``--sampler`` the estimator gets two samplers instead of the samples (fresh points on
+demand, :mod:`lipot.wasserstein.samplers`) and reports how many it drew; the oracle and the
+cosine then use the ``--n`` points drawn for the row.
+
     python benchmarks/w1_funnels.py --dims 2 16 64 128 --funnels 4 64 --seeds 0 1 2 --n 8000
     python benchmarks/w1_funnels.py --dims 2 --funnels 64 --n 8000 --exact
     python benchmarks/w1_funnels.py --from-json rows.json --plot docs/w1_funnels.png   # table, plot
     python benchmarks/w1_funnels.py --exact-only --dims 2 3 4 8 --funnels 4 64 --seeds 0 --n 4000
+    python benchmarks/w1_funnels.py --sampler --dims 16 --funnels 64 --seeds 0 --set draws=16384,4096,8192
 """
 
 from __future__ import annotations
@@ -52,21 +57,33 @@ def exact_only(dim: int, funnels: int, seed: int, n: int, truth_n: int) -> str:
             f"({100 * (exact / truth - 1):+.1f} %, {time.perf_counter() - t0:.1f} s)")
 
 
-def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: bool, settings: dict) -> dict:
-    """One row: the pair of ``seed``, two independent samples, the estimate and its references."""
+def _sampler(pair: FunnelPair, side: int, first_seed: int):
+    """``draw(n)``: fresh points of P (side 0) or Q (side 1), a new seed per call."""
+    seeds = iter(range(first_seed, first_seed + 10**9))
+    return lambda n: pair.sample(n, seed=next(seeds))[side]
+
+
+def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: bool, settings: dict,
+             sampler: bool = False) -> dict:
+    """One row: the pair of ``seed``, two independent samples (or two samplers, ``sampler``: the
+    estimator draws what it needs; the oracle and the cosine then use a fresh draw of ``n``), the
+    estimate and its references."""
     pair = FunnelPair(dim, funnels, seed)
     x, _ = pair.sample(n, seed=10_000 + seed)  # P
     _, y = pair.sample(n, seed=20_000 + seed)  # Q, independent of x
     truth, truth_se = pair.w1(truth_n, seed=30_000 + seed)
     oracle = float(pair.potential(y).mean() - pair.potential(x).mean())
     t0 = time.perf_counter()
-    res = lipot.estimate_w1(y.numpy(), x.numpy(), **settings)
+    if sampler:
+        res = lipot.estimate_w1(_sampler(pair, 1, 10**6), _sampler(pair, 0, 2 * 10**6), **settings)
+    else:
+        res = lipot.estimate_w1(y.numpy(), x.numpy(), **settings)
     seconds = time.perf_counter() - t0
     cos = float((res.transport_direction(x).double().cpu() * pair.gradient(x)).sum(1).mean())
     row = {"dim": dim, "funnels": funnels, "seed": seed, "n": n, "truth": truth, "truth_se": truth_se,
            "oracle": oracle, "value": res.value, "stderr": res.stderr, "error_pct": 100 * (res.value / truth - 1),
            "oracle_error_pct": 100 * (oracle / truth - 1), "cos": cos, "seconds": seconds,
-           "selected": sorted(set(res.selected))}
+           "selected": sorted(set(res.selected)), "drawn": list(res.n_drawn)}
     if exact:
         t0 = time.perf_counter()
         row["exact"] = exact_w1(y.numpy(), x.numpy())
@@ -77,6 +94,7 @@ def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: boo
 
 def _line(r: dict) -> str:
     exact = f" | exact {r['exact']:.4f} ({r['exact_error_pct']:+.1f} %, {r['exact_seconds']:.0f} s)" if "exact" in r else ""
+    exact += f" | drew {r['drawn'][0]} + {r['drawn'][1]}" if r.get("drawn", [0])[0] else ""
     return (f"d={r['dim']:<4} K={r['funnels']:<4} seed {r['seed']}: truth {r['truth']:.4f} (±{r['truth_se']:.4f}) | "
             f"oracle {r['oracle']:.4f} ({r['oracle_error_pct']:+.1f} %) | lipot {r['value']:.4f} "
             f"({r['error_pct']:+.1f} % ± {100 * r['stderr'] / r['truth']:.1f}) cos {r['cos']:.2f} "
@@ -128,6 +146,8 @@ def main() -> None:
     parser.add_argument("--truth-n", type=int, default=200_000, help="Monte Carlo pairs for the truth")
     parser.add_argument("--exact", action="store_true", help="also POT's exact W1 of the two samples")
     parser.add_argument("--exact-only", action="store_true", help="only POT's exact W1 against the truth")
+    parser.add_argument("--sampler", action="store_true",
+                        help="give the estimator samplers (fresh samples on demand; set draws= with --set)")
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE", type=setting,
                         help="W1Estimator keyword arguments, e.g. epochs=200")
     parser.add_argument("--json", default=None, help="write the rows to this file")
@@ -151,7 +171,7 @@ def main() -> None:
     for dim in [] if args.from_json else args.dims:
         for funnels in args.funnels:
             for seed in args.seeds:
-                rows.append(run_pair(dim, funnels, seed, args.n, args.truth_n, args.exact, settings))
+                rows.append(run_pair(dim, funnels, seed, args.n, args.truth_n, args.exact, settings, args.sampler))
                 print(_line(rows[-1]), flush=True)
     print("\n| d | K | truth (mean) | oracle error | lipot error | cos | time | seeds |")
     print("|---|---|---|---|---|---|---|---|")

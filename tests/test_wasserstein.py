@@ -248,3 +248,46 @@ def test_exact_companion_brackets_the_estimate():
     assert W1Estimator(exact=True, **settings).fit(x3, y3).result_.exact == pytest.approx(exact_w1(x3, y3))
     with pytest.raises(TypeError, match="exact must be None, True or False"):
         W1Estimator(exact="yes")
+
+
+def _gaussian_sampler(shift, seed):
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(n):
+        return torch.randn(n, 3, generator=gen, dtype=torch.float64) + torch.as_tensor(shift)
+    return draw
+
+
+def test_samplers_draw_fresh_training_batches():
+    """Callables as sources: the held-out part has the size asked for, every training pass draws
+    new samples (n_drawn counts them), and the value estimates the shift's W1 = ||m|| = 1.5."""
+    draws = (1024, 512, 2048)
+    res = lipot.estimate_w1(_gaussian_sampler([0.0, 0.0, 0.0], 1), _gaussian_sampler([1.5, 0.0, 0.0], 2),
+                            draws=draws, epochs=40, min_epoch_steps=4, critic="gnp")
+    assert res.n_heldout == (2048, 2048)
+    assert all(n > 2 * sum(draws) for n in res.n_drawn)  # the first draw plus fresh training passes
+    assert abs(res.value - 1.5) < 4 * res.stderr + 0.05
+    assert res.exact is None and res.selected == ("gnp",)
+
+
+def test_iterator_sampler_and_its_errors():
+    def batches(shift, seed):
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(40):
+            yield torch.randn(300, 2, generator=gen) + shift
+
+    draws = (600, 300, 600)
+    res = lipot.estimate_w1(batches(0.0, 1), batches(1.0, 2), draws=draws, epochs=2, min_epoch_steps=1,
+                            critic="linear")
+    assert res.n_drawn[0] >= sum(draws) and abs(res.value - 2 ** 0.5) < 0.3
+    with pytest.raises(ValueError, match="exhausted after 300 samples"):
+        lipot.estimate_w1(iter([np.zeros((300, 2))]), batches(1.0, 2), draws=draws)
+    with pytest.raises(TypeError, match="both be samplers"):
+        lipot.estimate_w1(batches(0.0, 1), np.zeros((50, 2)), draws=draws)
+    with pytest.raises(ValueError, match=r"draws\[2\] \(heldout\) must be >= 1"):
+        W1Estimator(draws=(10, 10, 0))
+    with pytest.raises(ValueError, match="NaN"):
+        lipot.estimate_w1(lambda n: np.full((n, 2), np.nan), lambda n: np.zeros((n, 2)), draws=draws)
+    est = W1Estimator(draws=draws, epochs=1, critic="linear").fit(batches(0.0, 1), batches(1.0, 2))
+    with pytest.raises(TypeError, match="draw them from the samplers first"):
+        est.evaluate(batches(0.0, 3), batches(1.0, 4))

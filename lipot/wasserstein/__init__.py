@@ -6,6 +6,8 @@ The package, bottom to top:
 * :mod:`~lipot.wasserstein.folds`: the fold plan (train / selection / held-out parts);
 * :mod:`~lipot.wasserstein.sources`: samples in memory or streamed, centered in float64
   (:func:`~lipot.wasserstein.sources.make_sources`);
+* :mod:`~lipot.wasserstein.samplers`: samplers (callables or iterators) drawing fresh training
+  samples for every pass;
 * :mod:`~lipot.wasserstein.moments`: per-part float64 sums of samples and critic values;
 * :mod:`~lipot.wasserstein.critics`: the returned critic types and the stacked fold critics;
 * :mod:`~lipot.wasserstein.fitting`: the K fold critics trained together;
@@ -13,6 +15,7 @@ The package, bottom to top:
   stopping tolerance, candidates);
 * :mod:`~lipot.wasserstein.result`: :class:`W1Result` (value, standard error, critic,
   :meth:`~W1Result.transport_direction`);
+* :mod:`~lipot.wasserstein.settings`: the checks of the estimator's settings;
 * :mod:`~lipot.wasserstein.estimator`: :class:`W1Estimator` and :func:`estimate_w1`.
 """
 

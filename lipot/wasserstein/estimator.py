@@ -55,7 +55,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .. import _checks
 from .. import distributed as _dist
 from .critics import DEFAULT_CONES, LinearCritic, MeanCritic, ScaledCritic, StackedConeCritic, fold_critics
 from ..ot import exact_w1
@@ -64,6 +63,8 @@ from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
 from .result import W1Result
+from .samplers import DEFAULT_DRAWS, check_draws, is_sampler, make_sampled, sampler_plan
+from .settings import check_settings
 from .sources import is_stream, make_sources, sample_points
 
 __all__ = ["estimate_w1", "W1Estimator", "W1Result"]
@@ -78,38 +79,6 @@ class _Stack(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.stack([c(x).reshape(x.shape[0]) for c in self.critics])
-
-
-_KINDS = ("linear", "cone", "gnp")
-
-
-def _check_settings(critic, epochs, batch_size, lr, lr_patience, hidden, cones, patience, smoothing, tol,
-                    min_epoch_steps, val_fraction, selection_fraction, folds) -> tuple[int, ...] | None:
-    """Refuse a setting that would break the estimate, naming it; returns ``hidden`` as a tuple."""
-    if critic is not None and not isinstance(critic, nn.Module) and critic not in _KINDS:
-        raise ValueError(f"critic must be None, 'linear', 'cone', 'gnp' or a torch module, got {critic!r}")
-    for name, v in (("val_fraction", val_fraction), ("selection_fraction", selection_fraction)):
-        _checks.fraction(name, v, low_open=True, high_open=True)
-    if val_fraction + selection_fraction >= 0.9:
-        raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
-    for name, v in (("epochs", epochs), ("patience", patience), ("folds", folds), ("lr_patience", lr_patience),
-                    ("min_epoch_steps", min_epoch_steps), ("cones", cones)) + ((("batch_size", batch_size),)
-                                                             if batch_size is not None else ()):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    _checks.positive_float("lr", lr)
-    _checks.fraction("smoothing", smoothing, high_open=True)
-    if tol is not None:
-        _checks.fraction("tol", tol, high_open=True)
-    if hidden is not None:
-        hidden = tuple(hidden)
-        if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 4 or h % 4 for h in hidden):
-            raise ValueError(f"hidden must be a non-empty list of widths divisible by 4 (GroupSortNorm), "
-                             f"got {hidden!r}")
-        if critic is not None and critic != "gnp":
-            raise ValueError("hidden sets the default dense critic's widths; it cannot apply to "
-                             f"critic={critic!r}")
-    return hidden
 
 
 class W1Estimator:
@@ -159,6 +128,9 @@ class W1Estimator:
             at most :data:`~lipot.wasserstein.defaults.EXACT_MAX_FEATURES` features and
             ``n * m <=`` :data:`~lipot.wasserstein.defaults.EXACT_MAX_PAIRS` (not under
             ``distributed``); ``True`` always (in-memory samples); ``False`` never.
+        draws: for samplers (``X`` and ``Y`` callables ``draw(n)`` or iterators of batches,
+            :mod:`lipot.wasserstein.samplers`): samples per side drawn for every training
+            pass, for the selection part and for the held-out part (one split, no folds).
     """
 
     def __init__(
@@ -183,10 +155,11 @@ class W1Estimator:
         progress: bool | None = False,
         distributed: bool = False,
         exact: bool | None = None,
+        draws: Sequence[int] = DEFAULT_DRAWS,
     ) -> None:
         if distributed:
             _dist.require_initialized("W1Estimator(distributed=True)")
-        hidden = _check_settings(critic, epochs, batch_size, lr, lr_patience, hidden, cones, patience, smoothing, tol,
+        hidden = check_settings(critic, epochs, batch_size, lr, lr_patience, hidden, cones, patience, smoothing, tol,
                                  min_epoch_steps, val_fraction, selection_fraction, folds)
         self.critic, self.epochs, self.batch_size, self.lr, self.hidden = critic, epochs, batch_size, lr, hidden
         self.fractions = (float(val_fraction), float(selection_fraction))
@@ -196,6 +169,7 @@ class W1Estimator:
         if exact is not None and not isinstance(exact, bool):
             raise TypeError(f"exact must be None, True or False, got {exact!r}")
         self.exact = exact
+        self.draws = check_draws(draws)
         self.distributed = bool(distributed) and _dist.world_size() > 1
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
@@ -208,6 +182,12 @@ class W1Estimator:
 
     def _sources(self, X, Y, weights_x, weights_y, center: np.ndarray | None = None):
         """Both samples as sources centered on ``center`` (default: their pooled mean)."""
+        if is_sampler(X) or is_sampler(Y):
+            if center is not None:
+                raise TypeError("evaluate takes samples (arrays, tensors, streams): draw them from the samplers first")
+            if weights_x is not None or weights_y is not None or self.distributed:
+                raise ValueError("samplers take no weights_x / weights_y and do not run distributed")
+            return make_sampled(X, Y, self.draws, self.device)
         return make_sources(X, Y, weights_x, weights_y, self.batch_size, self.device, center)
 
     # --------------------------------------------------------------------------- fit
@@ -283,7 +263,7 @@ class W1Estimator:
         """
         t0 = time.perf_counter()
         sx, sy, center = self._sources(X, Y, weights_x, weights_y)
-        plan = FoldPlan(self.folds, self.fractions)
+        plan = sampler_plan(self.draws) if is_sampler(X) else FoldPlan(self.folds, self.fractions)
         rng = np.random.default_rng(self.seed)
         for i, s in enumerate((sx, sy)):
             s.assign(plan, rng, self.seed * 2 + i)
@@ -309,15 +289,16 @@ class W1Estimator:
         chosen = [max(c, key=lambda t: t[0]) for c in candidates]
         self._finish(sx, sy, plan, stats, chosen, center, history, t0)
         self.result_.exact = self._exact(X, Y, weights_x, weights_y, int(np.prod(sx.shape)))
+        self.result_.n_drawn = (getattr(sx, "drawn", 0), getattr(sy, "drawn", 0))
         return self
 
     def _exact(self, X, Y, weights_x, weights_y, features: int) -> float | None:
         """POT's exact W1 of the samples, when ``exact`` asks for it (see the class docstring)."""
         if self.exact is False:
             return None
-        if is_stream(X) or is_stream(Y):
+        if is_stream(X) or is_stream(Y) or is_sampler(X):
             if self.exact:
-                raise ValueError("exact=True needs X and Y in memory (arrays or tensors), not streams")
+                raise ValueError("exact=True needs X and Y in memory (arrays or tensors), not streams or samplers")
             return None
         n, m = len(X), len(Y)
         if self.exact is None and (self.distributed or not auto_exact(features, n, m)):

@@ -25,7 +25,9 @@ class W1Result:
     samples of at most two features, :func:`~lipot.wasserstein.defaults.auto_exact`), else
     ``None``. In expectation ``value`` is at most the population W1 (a held-out 1-Lipschitz
     critic) and ``exact`` at least (the plug-in estimate is convex in the samples), so the two
-    bracket it; in low dimension the plug-in bias is small and ``exact`` is often the closer."""
+    bracket it; in low dimension the plug-in bias is small and ``exact`` is often the closer.
+
+    ``n_drawn``: the samples drawn from each sampler (samplers only, else ``(0, 0)``)."""
 
     value: float
     stderr: float
@@ -37,6 +39,7 @@ class W1Result:
     seconds: float = 0.0
     selected: tuple[str, ...] = ()
     exact: float | None = None
+    n_drawn: tuple[int, int] = (0, 0)
 
     def transport_direction(self, points, batch_size: int = 4096) -> Tensor:
         r"""The estimated transport direction at ``points`` ``(n, ...)``: the unit vector
