@@ -150,7 +150,7 @@ def nominal_torch_bound(module: nn.Module) -> float | None:
     return None
 
 
-def _spatial_batch(shape: tuple[int, ...], n: int, module: nn.Module) -> int:
+def _channel_axes(shape: tuple[int, ...], n: int, module: nn.Module) -> int:
     """Number of leading (channel) axes of one sample before its ``n`` spatial axes."""
     lead = len(shape) - n
     if lead not in (0, 1):
@@ -165,7 +165,7 @@ def _window_counts(module: nn.Module, shape: tuple[int, ...], n: int) -> int:
     """Largest number of windows of a max-type pooling that contain one input position, counted
     through the module itself: along each spatial axis, a batch of indicator hyperplanes (one per
     position); a window outputs 1 exactly when it contains the hyperplane (padding is -inf)."""
-    lead = _spatial_batch(shape, n, module)
+    lead = _channel_axes(shape, n, module)
     shape = (1,) * lead + shape[lead:]  # channels are pooled alike: one is enough
     total = 1
     for a in range(n):
