@@ -29,6 +29,17 @@ def positive_float(name: str, value: Any) -> float:
     return out
 
 
+def nonnegative_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not math.isfinite(out) or out < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return out
+
+
 def positive_int(name: str, value: Any) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int):

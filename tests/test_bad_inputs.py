@@ -273,6 +273,9 @@ API_CASES: dict[str, Bad] = {
     "w1-lr-not-a-number": Bad("settings", lambda _: W1Estimator(lr="fast"), TypeError, r"^lr must be a positive number, got 'fast'"),
     "training-data-nan": Bad("inputs", _nan_training_data, ValueError, r"training data contains NaN"),
     "checkpoint-unsaveable": Bad("files", _unsaveable_checkpoint, Exception, r"."),
+    # cone envelopes: a negative temperature, an orientation that is not a bool
+    "envelope-negative-temperature": Bad("settings", lambda _: L.ConeEnvelope(3, temperature=-0.1), ValueError, r"temperature must be a finite number >= 0"),
+    "envelope-lower-not-bool": Bad("settings", lambda _: L.ConeEnvelope(3, lower="yes"), TypeError, r"lower must be True or False"),
 }
 
 

@@ -316,7 +316,7 @@ def lipot_weight_free(draw):
     c = 2 * draw(st.integers(1, 3))
     kind = draw(st.sampled_from(["groupsort", "fullsort", "maxmin", "householder", "lprelu", "gsnorm",
                                  "avg", "l2", "adaptive_avg", "adaptive_l2", "down", "up", "cones",
-                                 "layer_centering", "batch_centering"]))
+                                 "envelope", "layer_centering", "batch_centering"]))
     h, w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     image = (c, 2 * h, 2 * w)
     modules = {
@@ -333,6 +333,8 @@ def lipot_weight_free(draw):
         "down": lambda: (L.InvertibleDownSampling(2, k_coef_lip=k), image),
         "up": lambda: (L.InvertibleUpSampling(2, k_coef_lip=k), (4, h, w)),
         "cones": lambda: (L.ConePotential(c, cones=3, k_coef_lip=k), (c,)),
+        "envelope": lambda: (L.ConeEnvelope(c, cones=3, lower=draw(st.booleans()),
+                                            temperature=draw(st.sampled_from([0.0, 0.05, 1.0])), k_coef_lip=k), (c,)),
         "layer_centering": lambda: (L.LayerCentering(c, k_coef_lip=k), image),
         "batch_centering": lambda: (L.BatchCentering(c, k_coef_lip=k), image),
     }

@@ -48,6 +48,7 @@ CASES: dict[str, Case] = {
     "AOLLinear": Case(lambda: L.AOLLinear(4, 3), (4,)),
     "BatchCentering": Case(lambda: L.BatchCentering(2), (2, 3)),
     "ConePotential": Case(lambda: L.ConePotential(3, cones=4), (3,)),
+    "ConeEnvelope": Case(lambda: L.ConeEnvelope(3, cones=4, temperature=0.1), (3,)),
     "Flatten": Case(lambda: L.Flatten(), (2, 3)),
     "FrobeniusConv2d": Case(lambda: L.FrobeniusConv2d(2, 3, 3, padding=1), (2, 4, 4)),
     "FrobeniusLinear": Case(lambda: L.FrobeniusLinear(4, 3), (4,)),

@@ -6,7 +6,7 @@ See the "which layers are safe" table in README.md.
 from .aol import AOLConv2d, AOLLinear
 from .activation import FullSort, GroupSort, GroupSort2, GroupSortNorm, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
 from .base import LipschitzModule, nominal_lipschitz
-from .cones import ConePotential
+from .cones import ConeEnvelope, ConePotential
 from .containers import Sequential
 from .flatten import Flatten
 from .conv import FrobeniusConv2d, SpectralConv1d, SpectralConv2d, SpectralConvTranspose2d
@@ -51,6 +51,7 @@ __all__ = [
     "MaxMin",
     "HouseHolder",
     "ConePotential",
+    "ConeEnvelope",
     "LPReLU",
     "LipschitzPReLU",
     "LipResidual",

@@ -29,7 +29,7 @@ from .. import _checks
 from . import functional as LF
 from .base import TracedLipschitzModule, trace_export
 
-__all__ = ["ConePotential", "DEFAULT_CONES"]
+__all__ = ["ConePotential", "ConeEnvelope", "DEFAULT_CONES"]
 
 DEFAULT_CONES = 128
 """Default number of cones per term of :class:`ConePotential` (and of the W1 cone critic)."""
@@ -86,3 +86,57 @@ class ConePotential(TracedLipschitzModule):
 
     def vanilla_export(self) -> nn.Module:
         return trace_export(self)
+
+
+class ConeEnvelope(TracedLipschitzModule):
+    r"""A ``k_coef_lip``-Lipschitz scalar function: the lower or upper envelope of ``cones``
+    cones, optionally smoothed (:func:`lipot.functional.cone_envelope`):
+
+    .. math::
+        f(x) = k\,\min_j \big(\lVert x - c_j\rVert_2 + b_j\big) \quad(\text{lower}),
+        \qquad f(x) = k\,\max_j \big(b_j - \lVert x - c_j\rVert_2\big) \quad(\text{upper}),
+
+    with the minimum (maximum) replaced by a soft one of temperature ``temperature`` when it is
+    positive. Unlike :class:`ConePotential` (the *mean* of a lower and an upper envelope, whose
+    gradient norm is below 1 wherever the two disagree), its gradient has norm 1 wherever one
+    cone dominates: a gradient-norm-preserving potential. It is the potential of transport
+    toward (lower) or away from (upper) a set of centers, such as the funnel pairs of Korotin,
+    Kolesov & Burnaev's W1 benchmark (:mod:`lipot.funnels`), and every 1-Lipschitz function is
+    such an envelope over enough centers (McShane's extension).
+
+    Args:
+        in_features: input width.
+        cones: number of centers ``m``.
+        lower: the lower envelope (a minimum; ``False``: the upper one, a maximum).
+        temperature: :math:`\tau \ge 0` of the soft minimum (0: the exact one).
+        k_coef_lip: Lipschitz factor.
+
+    Shape: ``(N, in_features) -> (N, 1)``; one unbatched ``(in_features,) -> (1,)``.
+    Parameters: ``centers`` ``(cones, in_features)`` (standard normal at construction) and
+    ``offsets`` ``(cones,)`` (zero).
+    """
+
+    def __init__(self, in_features: int, cones: int = DEFAULT_CONES, lower: bool = True, temperature: float = 0.0,
+                 k_coef_lip: float = 1.0) -> None:
+        super().__init__(k_coef_lip)
+        self.in_features = _checks.positive_int("in_features", in_features)
+        self.cones = _checks.positive_int("cones", cones)
+        if not isinstance(lower, bool):
+            raise TypeError(f"lower must be True or False, got {lower!r}")
+        self.lower = lower
+        self.temperature = _checks.nonnegative_float("temperature", temperature)
+        self.centers = nn.Parameter(torch.randn(cones, in_features))
+        self.offsets = nn.Parameter(torch.zeros(cones))
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, cones={self.cones}, lower={self.lower}, "
+                f"temperature={self.temperature:g}")
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not LF._tracing():
+            self._check_width(input, self.in_features, -1, "features")
+        single = not LF._tracing() and input.dim() == 1
+        points = input.unsqueeze(0) if single else input
+        f = LF.cone_envelope(points, self.centers, self.offsets, self.temperature, 1.0 if self.lower else -1.0)
+        f = (f if self.k_coef_lip == 1.0 else self.k_coef_lip * f).unsqueeze(-1)
+        return f.squeeze(0) if single else f
