@@ -149,13 +149,13 @@ def test_cone_centers_come_from_each_folds_training_part():
 
 def test_estimator_proposes_cones_for_2d_data_only():
     assert CONE_MAX_FEATURES == 2
-    assert default_candidates(2) == ("linear", "cone", "gnp") and default_candidates(1)[1] == "cone"
-    assert default_candidates(3) == ("linear", "gnp")
+    assert default_candidates(2) == ("linear", "cone", "envelope", "gnp") and default_candidates(1)[1] == "cone"
+    assert default_candidates(3) == ("linear", "envelope", "gnp")
     x, y = ring_vs_grid(600, np.random.default_rng(5))
     est = lipot.W1Estimator(epochs=8, folds=3).fit(x, y)
     res = est.result_
-    assert {h["candidate"] for h in res.history} == {"linear", "cone", "gnp"}
-    assert set(res.selected) <= {"linear", "cone", "gnp"}
+    assert {h["candidate"] for h in res.history} == {"linear", "cone", "envelope", "gnp"}
+    assert set(res.selected) <= {"linear", "cone", "envelope", "gnp"}
     assert est.evaluate(x, y).value <= lipot.ot.exact_w1(x, y) + 1e-5
     cone = lipot.estimate_w1(x, y, critic="cone", epochs=8, folds=3)
     assert cone.selected == ("cone",) * 3

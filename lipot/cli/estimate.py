@@ -14,6 +14,8 @@ import torch
 from .. import data, distributed
 from ..ot import DEFAULT_MAX_PAIRS, exact_w1
 from ..wasserstein import W1Estimator, estimate_w1
+from ..wasserstein.critics import DEFAULT_CONES, ENVELOPE_CONES
+from ..wasserstein.settings import KINDS
 from ._args import NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, launch, library_default, user_set
 
 __all__ = ["add_parser", "run", "read_points"]
@@ -171,11 +173,12 @@ def add_parser(add_command) -> argparse.ArgumentParser:
     e.add_argument("--split", default="train", choices=["train", "test"], help="MNIST folders: the split to read")
     e.add_argument("--limit", type=POSITIVE_INT, default=None, help="use the first N samples of each")
     e.add_argument("--exact", action="store_true", help="also print exact_w1 (POT) when feasible")
-    e.add_argument("--critic", choices=["auto", "linear", "cone", "gnp"], default="auto",
+    e.add_argument("--critic", choices=["auto", *KINDS], default="auto",
                    help="auto: per fold, the best of the closed-form linear critic, a cone critic (2-D data) "
                         "and a GNP network")
     e.add_argument("--cones", type=POSITIVE_INT, default=None,
-                   help=f"centers per term of the cone critic (default {_estimator_default('cones')})")
+                   help=f"centers of the cone critics (default {DEFAULT_CONES} per term for 'cone', "
+                        f"{ENVELOPE_CONES} for 'envelope')")
     e.add_argument("--folds", type=POSITIVE_INT, default=None,
                    help=f"cross-fitting folds (1: one held-out split; default {_estimator_default('folds')})")
     e.add_argument("--flatten", action="store_true",

@@ -20,7 +20,7 @@ The package, bottom to top:
 """
 
 from .critics import (CONE_MAX_FEATURES, LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedConeCritic,
-                      StackedDenseCritic)
+                      StackedDenseCritic, StackedEnvelopeCritic)
 from .defaults import auto_batch_size, auto_exact, auto_hidden, auto_tol, default_candidates
 from .estimator import W1Estimator, W1Result, estimate_w1
 from .folds import FoldPlan
@@ -34,6 +34,7 @@ __all__ = [
     "LinearCritic",
     "StackedDenseCritic",
     "StackedConeCritic",
+    "StackedEnvelopeCritic",
     "SeparateCritics",
     "FoldPlan",
     "auto_batch_size",

@@ -66,10 +66,13 @@ def auto_tol(in_features: int) -> float:
 
 
 def default_candidates(in_features: int) -> tuple[str, ...]:
-    """The candidates of ``critic=None``, in training order: ``("linear", "cone", "gnp")`` for
-    inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features (flattened),
-    else ``("linear", "gnp")``."""
-    return ("linear", "cone", "gnp") if in_features <= CONE_MAX_FEATURES else ("linear", "gnp")
+    """The candidates of ``critic=None``, in training order: ``("linear", "cone", "envelope",
+    "gnp")`` for inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features
+    (flattened), else ``("linear", "envelope", "gnp")``. (Square images get the conv critic as
+    their network and no envelope: see :meth:`W1Estimator._kinds`.)"""
+    if in_features <= CONE_MAX_FEATURES:
+        return ("linear", "cone", "envelope", "gnp")
+    return ("linear", "envelope", "gnp")
 
 
 EXACT_MAX_FEATURES = 2

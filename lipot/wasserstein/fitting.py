@@ -152,7 +152,7 @@ class _Run:
 
     def __init__(self, critics: nn.Module, schedule: Schedule, members: int, device, distributed: bool) -> None:
         self.critics = critics
-        self.opt = torch.optim.Adam(critics.parameters(), lr=schedule.lr)
+        self.opt = torch.optim.Adam(critics.parameters(), lr=schedule.lr * getattr(critics, "lr_factor", 1.0))
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, "max", factor=0.5,
                                                                   patience=schedule.lr_patience)
         self.model = _dist.wrap_ddp(critics, device) if distributed else critics

@@ -9,7 +9,7 @@ from .. import _checks
 
 __all__ = ["check_settings", "KINDS"]
 
-KINDS = ("linear", "cone", "gnp")
+KINDS = ("linear", "cone", "envelope", "gnp")
 """The critic kinds ``W1Estimator(critic=...)`` takes by name."""
 
 
@@ -17,14 +17,16 @@ def check_settings(critic, epochs, batch_size, lr, lr_patience, hidden, cones, p
                     min_epoch_steps, val_fraction, selection_fraction, folds) -> tuple[int, ...] | None:
     """Refuse a setting that would break the estimate, naming it; returns ``hidden`` as a tuple."""
     if critic is not None and not isinstance(critic, nn.Module) and critic not in KINDS:
-        raise ValueError(f"critic must be None, 'linear', 'cone', 'gnp' or a torch module, got {critic!r}")
+        raise ValueError(f"critic must be None, one of {', '.join(map(repr, KINDS))} or a torch module, "
+                         f"got {critic!r}")
     for name, v in (("val_fraction", val_fraction), ("selection_fraction", selection_fraction)):
         _checks.fraction(name, v, low_open=True, high_open=True)
     if val_fraction + selection_fraction >= 0.9:
         raise ValueError("val_fraction + selection_fraction must leave at least 10 % for training")
     for name, v in (("epochs", epochs), ("patience", patience), ("folds", folds), ("lr_patience", lr_patience),
-                    ("min_epoch_steps", min_epoch_steps), ("cones", cones)) + ((("batch_size", batch_size),)
-                                                             if batch_size is not None else ()):
+                    ("min_epoch_steps", min_epoch_steps)) + tuple((name, v) for name, v in
+                                                                (("batch_size", batch_size), ("cones", cones))
+                                                                if v is not None):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     _checks.positive_float("lr", lr)
