@@ -3,7 +3,9 @@
 For every dimension d, number of funnels K and seed, draws two independent samples of ``--n``
 points (``y ~ Q``, uniform on the cube, and ``x ~ P``, cube points slid toward their funnel's
 centre; :class:`lipot.funnels.FunnelPair`), estimates W1(Q, P) with ``lipot.estimate_w1`` (its
-defaults, or ``--set`` settings) and prints, per row:
+defaults, or ``--set`` settings) and prints, per row (``--family network``: the pairs of
+:class:`lipot.network_pairs.NetworkPair` instead, moved along the rays of a random GNP network,
+``--funnels`` then giving its number of layers):
 
 * ``truth``: E||x - y|| by Monte Carlo over ``--truth-n`` pairs (its standard error beside);
 * ``oracle``: the true potential's KR value on the same samples, mean f(y) - mean f(x) (the
@@ -24,6 +26,7 @@ cosine then use the ``--n`` points drawn for the row.
     python benchmarks/w1_funnels.py --from-json rows.json --plot docs/w1_funnels.png   # table, plot
     python benchmarks/w1_funnels.py --exact-only --dims 2 3 4 8 --funnels 4 64 --seeds 0 --n 4000
     python benchmarks/w1_funnels.py --sampler --dims 16 --funnels 64 --seeds 0 --set draws=16384,4096,8192
+    python benchmarks/w1_funnels.py --family network --dims 2 16 64 128 --funnels 3 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch
 
 import lipot
 from lipot.funnels import FunnelPair
+from lipot.network_pairs import NetworkPair
 from lipot.ot import exact_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -63,12 +67,17 @@ def _sampler(pair: FunnelPair, side: int, first_seed: int):
     return lambda n: pair.sample(n, seed=next(seeds))[side]
 
 
+FAMILIES = {"funnels": FunnelPair, "network": NetworkPair}
+"""``--family``: the pair class; its second argument is the number of funnels ``K`` (funnels)
+or of layers ``L`` (network, :mod:`lipot.network_pairs`), given by ``--funnels``."""
+
+
 def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: bool, settings: dict,
-             sampler: bool = False) -> dict:
+             sampler: bool = False, family: str = "funnels") -> dict:
     """One row: the pair of ``seed``, two independent samples (or two samplers, ``sampler``: the
     estimator draws what it needs; the oracle and the cosine then use a fresh draw of ``n``), the
     estimate and its references."""
-    pair = FunnelPair(dim, funnels, seed)
+    pair = FAMILIES[family](dim, funnels, seed)
     x, _ = pair.sample(n, seed=10_000 + seed)  # P
     _, y = pair.sample(n, seed=20_000 + seed)  # Q, independent of x
     truth, truth_se = pair.w1(truth_n, seed=30_000 + seed)
@@ -80,7 +89,7 @@ def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: boo
         res = lipot.estimate_w1(y.numpy(), x.numpy(), **settings)
     seconds = time.perf_counter() - t0
     cos = float((res.transport_direction(x).double().cpu() * pair.gradient(x)).sum(1).mean())
-    row = {"dim": dim, "funnels": funnels, "seed": seed, "n": n, "truth": truth, "truth_se": truth_se,
+    row = {"family": family, "dim": dim, "funnels": funnels, "seed": seed, "n": n, "truth": truth, "truth_se": truth_se,
            "oracle": oracle, "value": res.value, "stderr": res.stderr, "error_pct": 100 * (res.value / truth - 1),
            "oracle_error_pct": 100 * (oracle / truth - 1), "cos": cos, "seconds": seconds,
            "selected": sorted(set(res.selected)), "drawn": list(res.n_drawn)}
@@ -95,7 +104,8 @@ def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: boo
 def _line(r: dict) -> str:
     exact = f" | exact {r['exact']:.4f} ({r['exact_error_pct']:+.1f} %, {r['exact_seconds']:.0f} s)" if "exact" in r else ""
     exact += f" | drew {r['drawn'][0]} + {r['drawn'][1]}" if r.get("drawn", [0])[0] else ""
-    return (f"d={r['dim']:<4} K={r['funnels']:<4} seed {r['seed']}: truth {r['truth']:.4f} (±{r['truth_se']:.4f}) | "
+    k = "L" if r.get("family") == "network" else "K"
+    return (f"d={r['dim']:<4} {k}={r['funnels']:<4} seed {r['seed']}: truth {r['truth']:.4f} (±{r['truth_se']:.4f}) | "
             f"oracle {r['oracle']:.4f} ({r['oracle_error_pct']:+.1f} %) | lipot {r['value']:.4f} "
             f"({r['error_pct']:+.1f} % ± {100 * r['stderr'] / r['truth']:.1f}) cos {r['cos']:.2f} "
             f"{r['seconds']:.0f} s [{','.join(r['selected'])}]{exact}")
@@ -140,7 +150,10 @@ def plot(rows: list[dict], path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 16, 64, 128])
-    parser.add_argument("--funnels", type=int, nargs="+", default=[4, 64])
+    parser.add_argument("--funnels", type=int, nargs="+", default=[4, 64],
+                        help="funnels K (--family funnels) or layers L (--family network)")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="funnels",
+                        help="funnels (Korotin et al.) or network (lipot.network_pairs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=8000, help="points per side")
     parser.add_argument("--truth-n", type=int, default=200_000, help="Monte Carlo pairs for the truth")
@@ -171,7 +184,8 @@ def main() -> None:
     for dim in [] if args.from_json else args.dims:
         for funnels in args.funnels:
             for seed in args.seeds:
-                rows.append(run_pair(dim, funnels, seed, args.n, args.truth_n, args.exact, settings, args.sampler))
+                rows.append(run_pair(dim, funnels, seed, args.n, args.truth_n, args.exact, settings, args.sampler,
+                                     args.family))
                 print(_line(rows[-1]), flush=True)
     print("\n| d | K | truth (mean) | oracle error | lipot error | cos | time | seeds |")
     print("|---|---|---|---|---|---|---|---|")
