@@ -179,6 +179,20 @@ def test_networks_trained_together_race_each_other():
     assert both.value == alone.value
 
 
+def test_the_envelope_challenges_without_stopping_the_network():
+    """The envelope critic is a *challenger*: it must beat the GNP network to go on, but the GNP
+    critics train exactly as they do alone (same batches, same selection values every epoch)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(400, 3)), 1.5 * rng.normal(size=(400, 3))
+    settings = dict(seed=0, folds=2, patience=3, epochs=6)
+    both = lipot.estimate_w1(x, y, cones=64, **settings)
+    alone = lipot.estimate_w1(x, y, critic="gnp", **settings)
+    assert {h["candidate"] for h in both.history} == {"linear", "envelope", "gnp"}
+    gnp = lambda res: [(h["fold"], h["epoch"], h["selection_kr"]) for h in res.history  # noqa: E731
+                       if h["candidate"] == "gnp"]
+    assert gnp(both) == gnp(alone)
+
+
 class _Snapshots:
     def fold_state(self, k):
         return {"k": k}

@@ -187,7 +187,10 @@ def train_fold_critics(stacks: Mapping[str, nn.Module], sx, sy, plan: FoldPlan, 
 
     The stacks *race*: critic ``k`` of one stack must beat, within ``patience`` epochs, the best
     selection KR so far of critic ``k`` of every other stack, and ``rivals[k]`` (e.g. the
-    closed-form linear critic; ``None``: no fixed rival). A stack whose critics have all
+    closed-form linear critic; ``None``: no fixed rival). A stack with a true ``challenger``
+    attribute must beat the others but is no rival to them: they train as if it were not there
+    (the envelope critic, which rises fast and may level off below a network that would have
+    overtaken it). A stack whose critics have all
     stopped no longer computes anything, so the loser of a race costs only the epochs it took
     to fall behind.
 
@@ -226,7 +229,8 @@ def train_fold_critics(stacks: Mapping[str, nn.Module], sx, sy, plan: FoldPlan, 
             for k, v in sel.items():
                 history.append({"fold": k, "epoch": epoch + 1, "train_batch_kr": float(r.last[k]),
                                 "selection_kr": v, "candidate": name})
-                rival = max([fixed[k]] + [o.track.best[k] for o in runs.values() if o is not r])
+                rival = max([fixed[k]] + [o.track.best[k] for o in runs.values()
+                                          if o is not r and not getattr(o.critics, "challenger", False)])
                 r.track.judge(k, v, r.critics, rival)
         for r in live.values():
             r.end_epoch()
