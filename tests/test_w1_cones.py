@@ -138,24 +138,35 @@ def test_cone_centers_come_from_each_folds_training_part():
     plan = lipot.wasserstein.FoldPlan(3, est.fractions)
     for i, s in enumerate((sx, sy)):
         s.assign(plan, np.random.default_rng(0), i)
-    critics = est._fold_networks("cone", sx, sy, plan, [1.5, 1.5, 1.5])
+    critics = est._fold_networks("cone", sx, sy, plan, [1.5, 1.5, 1.5], n_train=100)
     for k in range(3):
         train = plan.masks(k)["train"]
         for centers, source in ((critics.low_centers[k], sy), (critics.high_centers[k], sx)):
             allowed = source.x[train[source.cells]]
             dist = torch.cdist(centers.detach() * 1.5, allowed, compute_mode="donot_use_mm_for_euclid_dist").amin(1)
             assert float(dist.max()) < 1e-5  # every center is a training point of fold k
+    envelopes = est._fold_networks("envelope", sx, sy, plan, [1.5, 1.5, 1.5], n_train=100)
+    for k in range(3):
+        train = plan.masks(k)["train"]
+        source = sy if bool(envelopes.sign[k] > 0) else sx  # a lower envelope wraps the second sample
+        allowed = source.x[train[source.cells]]
+        on_samples = envelopes.centers[k, ::2].detach() * 1.5
+        dist = torch.cdist(on_samples, allowed, compute_mode="donot_use_mm_for_euclid_dist").amin(1)
+        assert float(dist.max()) < 1e-5  # every other center is a training point of fold k
 
 
 def test_estimator_proposes_cones_for_2d_data_only():
     assert CONE_MAX_FEATURES == 2
-    assert default_candidates(2) == ("linear", "cone", "envelope", "gnp") and default_candidates(1)[1] == "cone"
-    assert default_candidates(3) == ("linear", "envelope", "gnp")
+    assert default_candidates(2) == ("linear", "cone", "gnp") and default_candidates(1)[1] == "cone"
+    assert default_candidates(3) == ("linear", "gnp")
+    assert default_candidates(2, 4096) == ("linear", "cone", "envelope", "gnp")  # enough to train it
+    assert default_candidates(128, 5000) == ("linear", "envelope", "gnp")
+    assert default_candidates(3, 4095) == default_candidates(129, 10**6) == ("linear", "gnp")
     x, y = ring_vs_grid(600, np.random.default_rng(5))
     est = lipot.W1Estimator(epochs=8, folds=3).fit(x, y)
     res = est.result_
-    assert {h["candidate"] for h in res.history} == {"linear", "cone", "envelope", "gnp"}
-    assert set(res.selected) <= {"linear", "cone", "envelope", "gnp"}
+    assert {h["candidate"] for h in res.history} == {"linear", "cone", "gnp"}
+    assert set(res.selected) <= {"linear", "cone", "gnp"}
     assert est.evaluate(x, y).value <= lipot.ot.exact_w1(x, y) + 1e-5
     cone = lipot.estimate_w1(x, y, critic="cone", epochs=8, folds=3)
     assert cone.selected == ("cone",) * 3

@@ -122,3 +122,10 @@ def test_estimator_fits_a_funnel_pair_with_a_verified_envelope():
     cos = float((res.transport_direction(x).double() * pair.gradient(x)).sum(1).mean())
     assert cos > 0.8
     assert math.isfinite(res.stderr)
+
+
+def test_envelope_cones_follow_the_training_part():
+    from lipot.wasserstein import auto_envelope_cones
+    from lipot.wasserstein.critics import ENVELOPE_CONES
+    assert auto_envelope_cones(10) == 16 and auto_envelope_cones(400) == 100
+    assert auto_envelope_cones(5427) == auto_envelope_cones(10**6) == ENVELOPE_CONES == 1024

@@ -179,9 +179,10 @@ def test_networks_trained_together_race_each_other():
     assert both.value == alone.value
 
 
-def test_the_envelope_challenges_without_stopping_the_network():
+def test_the_envelope_challenges_without_stopping_the_network(monkeypatch):
     """The envelope critic is a *challenger*: it must beat the GNP network to go on, but the GNP
     critics train exactly as they do alone (same batches, same selection values every epoch)."""
+    monkeypatch.setattr(lipot.wasserstein.defaults, "ENVELOPE_MIN_TRAIN", 1)  # small data: propose it
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(400, 3)), 1.5 * rng.normal(size=(400, 3))
     settings = dict(seed=0, folds=2, patience=3, epochs=6)

@@ -21,7 +21,7 @@ The package, bottom to top:
 
 from .critics import (CONE_MAX_FEATURES, LinearCritic, MeanCritic, ScaledCritic, SeparateCritics, StackedConeCritic,
                       StackedDenseCritic, StackedEnvelopeCritic)
-from .defaults import auto_batch_size, auto_exact, auto_hidden, auto_tol, default_candidates
+from .defaults import auto_batch_size, auto_envelope_cones, auto_exact, auto_hidden, auto_tol, default_candidates
 from .estimator import W1Estimator, W1Result, estimate_w1
 from .folds import FoldPlan
 
@@ -38,6 +38,7 @@ __all__ = [
     "SeparateCritics",
     "FoldPlan",
     "auto_batch_size",
+    "auto_envelope_cones",
     "auto_hidden",
     "auto_tol",
     "auto_exact",

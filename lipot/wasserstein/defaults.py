@@ -8,15 +8,31 @@ asks the function here; the command line passes on only what the user set.
 from __future__ import annotations
 
 from .. import models
-from .critics import CONE_MAX_FEATURES
+from .critics import CONE_MAX_FEATURES, ENVELOPE_CONES
 
-__all__ = ["auto_batch_size", "auto_hidden", "auto_tol", "auto_exact", "default_candidates", "LOW_DIM_HIDDEN",
+__all__ = ["auto_batch_size", "auto_envelope_cones", "ENVELOPE_SAMPLES_PER_CONE", "ENVELOPE_MIN_TRAIN",
+           "ENVELOPE_MAX_FEATURES", "auto_hidden", "auto_tol", "auto_exact", "default_candidates", "LOW_DIM_HIDDEN",
            "LOW_DIM_FEATURES", "LOW_DIM_TOL", "HIGH_DIM_TOL", "EXACT_MAX_FEATURES", "EXACT_MAX_PAIRS"]
 
 
 def auto_batch_size(n_train: int) -> int:
     """Default batch size (samples per side and step): the whole training part up to 512."""
     return max(1, min(n_train, 512))
+
+
+ENVELOPE_SAMPLES_PER_CONE = 4
+"""Training samples per side for each cone of the envelope critic (:func:`auto_envelope_cones`)."""
+
+
+def auto_envelope_cones(n_train: int) -> int:
+    """Default number of cones of the envelope critic: one per
+    :data:`ENVELOPE_SAMPLES_PER_CONE` training samples (of the smaller side), between 16 and
+    :data:`~lipot.wasserstein.critics.ENVELOPE_CONES`. Its cost grows with the cones, and small
+    samples do not need 1024: with 1024 cones on every estimate, the speed cases of
+    ``benchmarks/w1_speed.py`` (2000 to 5000 per side) took 1.3x to 2.6x as long as without the
+    envelope; 8000 per side (about 4400 training samples per fold) and the samplers' training
+    draws of 8192 or more keep 1024."""
+    return max(16, min(ENVELOPE_CONES, int(n_train) // ENVELOPE_SAMPLES_PER_CONE))
 
 
 LOW_DIM_HIDDEN = (64,) * 6
@@ -65,14 +81,33 @@ def auto_tol(in_features: int) -> float:
     return LOW_DIM_TOL if in_features <= LOW_DIM_FEATURES else HIGH_DIM_TOL
 
 
-def default_candidates(in_features: int) -> tuple[str, ...]:
-    """The candidates of ``critic=None``, in training order: ``("linear", "cone", "envelope",
-    "gnp")`` for inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features
-    (flattened), else ``("linear", "envelope", "gnp")``. (Square images get the conv critic as
-    their network and no envelope: see :meth:`W1Estimator._kinds`.)"""
+ENVELOPE_MIN_TRAIN = 4096
+"""Smallest training part (samples per side, per fold) for which :func:`default_candidates`
+proposes the envelope critic. It was measured to pay on the funnel pairs with 8000 per side
+(about 5400 training samples per fold) and with samplers; on the speed cases of 2000 to 5000
+per side it was never selected and made the estimate 1.3x to 2.6x slower
+(``python benchmarks/w1_speed.py --old-src ...``), so smaller samples do not train it unless
+``critic="envelope"`` asks."""
+
+ENVELOPE_MAX_FEATURES = 128
+"""Widest input (flattened) for which :func:`default_candidates` proposes the envelope critic:
+the widest funnel pairs measured (its cost per step grows with the width; flattened images such
+as MNIST's 784 features keep the GNP network alone)."""
+
+
+def default_candidates(in_features: int, n_train: int | None = None) -> tuple[str, ...]:
+    """The candidates of ``critic=None``, in training order: ``"linear"``, then ``"cone"`` for
+    inputs of at most :data:`~lipot.wasserstein.critics.CONE_MAX_FEATURES` features (flattened),
+    ``"envelope"`` for at most :data:`ENVELOPE_MAX_FEATURES` features and a training part of at
+    least :data:`ENVELOPE_MIN_TRAIN` samples per side (``n_train``; ``None``: unknown, no
+    envelope), and ``"gnp"``. (Square images get the conv critic and no envelope: see
+    :meth:`W1Estimator._kinds`.)"""
+    kinds = ["linear"]
     if in_features <= CONE_MAX_FEATURES:
-        return ("linear", "cone", "envelope", "gnp")
-    return ("linear", "envelope", "gnp")
+        kinds.append("cone")
+    if in_features <= ENVELOPE_MAX_FEATURES and n_train is not None and n_train >= ENVELOPE_MIN_TRAIN:
+        kinds.append("envelope")
+    return (*kinds, "gnp")
 
 
 EXACT_MAX_FEATURES = 2

@@ -22,8 +22,10 @@ of the K held-out values.
   data), a *cone* critic (:class:`lipot.nn.ConePotential`: the mean of a minimum and a maximum
   of :data:`~lipot.wasserstein.critics.DEFAULT_CONES` learned cones, the shape of a
   Kantorovich potential), its centers started on training points of the fold;
-* for vectors (not square images), an *envelope* critic (:class:`lipot.nn.ConeEnvelope`: the
-  minimum, or maximum, of :data:`~lipot.wasserstein.critics.ENVELOPE_CONES` learned cones, with
+* for vectors of at most :data:`~lipot.wasserstein.defaults.ENVELOPE_MAX_FEATURES` features
+  with at least :data:`~lipot.wasserstein.defaults.ENVELOPE_MIN_TRAIN` training samples per
+  side, an *envelope* critic (:class:`lipot.nn.ConeEnvelope`: the minimum, or maximum, of
+  :func:`~lipot.wasserstein.defaults.auto_envelope_cones` learned cones, with
   a soft minimum annealed to the exact one while it trains), oriented and started from the
   fold's training samples (:func:`~lipot.wasserstein.critics.envelope_orientation`,
   :func:`~lipot.wasserstein.critics.envelope_start`). Its gradient has norm 1 almost
@@ -65,10 +67,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import distributed as _dist
-from .critics import (DEFAULT_CONES, ENVELOPE_CONES, LinearCritic, MeanCritic, ScaledCritic, StackedConeCritic,
+from .critics import (DEFAULT_CONES, LinearCritic, MeanCritic, ScaledCritic, StackedConeCritic,
                       StackedEnvelopeCritic, envelope_orientation, envelope_start, fold_critics, is_square_image)
 from ..ot import exact_w1
-from .defaults import auto_batch_size, auto_exact, auto_hidden, auto_tol, default_candidates
+from .defaults import auto_batch_size, auto_envelope_cones, auto_exact, auto_hidden, auto_tol, default_candidates
 from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
@@ -117,8 +119,8 @@ class W1Estimator:
             :func:`auto_hidden`); images use :func:`lipot.models.conv_critic` and ignore it.
         cones: centers of the cone critics; ``None``: :data:`~lipot.wasserstein.critics.DEFAULT_CONES`
             per term of the cone critic (:class:`lipot.nn.ConePotential`),
-            :data:`~lipot.wasserstein.critics.ENVELOPE_CONES` for the envelope critic
-            (:class:`lipot.nn.ConeEnvelope`).
+            :func:`~lipot.wasserstein.defaults.auto_envelope_cones` of the training part for the
+            envelope critic (:class:`lipot.nn.ConeEnvelope`).
         patience: a fold's network stops when the moving average of its selection KR has not
             improved for this many epochs (its best state is kept).
         smoothing: factor of that moving average (0: none).
@@ -227,17 +229,17 @@ class W1Estimator:
         refit = LinearCritic(st[0].weighted_mean(fit) - st[1].weighted_mean(fit))
         return sel, refit.to(self.device)
 
-    def _kinds(self, shape: tuple[int, ...]) -> tuple[str, ...]:
+    def _kinds(self, shape: tuple[int, ...], n_train: int) -> tuple[str, ...]:
         """The candidates to fit, in order: see :func:`default_candidates`."""
         if self.critic is None:
-            kinds = default_candidates(int(np.prod(shape)))
+            kinds = default_candidates(int(np.prod(shape)), n_train)
             return tuple(k for k in kinds if k != "envelope") if is_square_image(shape) else kinds
         return ("custom",) if isinstance(self.critic, nn.Module) else (self.critic,)
 
-    def _fold_networks(self, kind: str, sx, sy, plan: FoldPlan, scales: list[float]) -> nn.Module:
+    def _fold_networks(self, kind: str, sx, sy, plan: FoldPlan, scales: list[float], n_train: int) -> nn.Module:
         """The K untrained fold networks of ``kind``; cone centers on training points of each fold."""
         if kind == "envelope":
-            return self._envelopes(sx, sy, plan, scales)
+            return self._envelopes(sx, sy, plan, scales, self.cones or auto_envelope_cones(n_train))
         if kind != "cone":
             base = self.critic if kind == "custom" else None
             hidden = self.hidden or auto_hidden(int(np.prod(sx.shape)))
@@ -251,12 +253,12 @@ class W1Estimator:
             critics.place(k, low=sample_points(sy, train, cones, gen), high=sample_points(sx, train, cones, gen))
         return critics
 
-    def _envelopes(self, sx, sy, plan: FoldPlan, scales: list[float]) -> StackedEnvelopeCritic:
+    def _envelopes(self, sx, sy, plan: FoldPlan, scales: list[float], cones: int) -> StackedEnvelopeCritic:
         """The K envelope critics, each oriented and started from (at most ``ENVELOPE_PILOT``)
         training samples of its fold (:func:`envelope_orientation`, :func:`envelope_start`)."""
         features = int(np.prod(sx.shape))
         torch.manual_seed(self.seed)
-        critics = StackedEnvelopeCritic(plan.folds, features, scales, self.cones or ENVELOPE_CONES).to(self.device)
+        critics = StackedEnvelopeCritic(plan.folds, features, scales, cones).to(self.device)
         gen = torch.Generator().manual_seed(self.seed)
         for k in range(plan.folds):
             train = plan.masks(k)["train"]
@@ -275,7 +277,7 @@ class W1Estimator:
         go on, as it must beat the other kinds."""
         scales = [input_scale(*stats, plan.masks(k)["train"]) for k in range(plan.folds)]
         n_train = int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
-        stacks = {kind: self._fold_networks(kind, sx, sy, plan, scales) for kind in kinds}
+        stacks = {kind: self._fold_networks(kind, sx, sy, plan, scales, n_train) for kind in kinds}
         schedule = Schedule(self.epochs, self.batch_size or auto_batch_size(n_train), self.lr, self.patience,
                             self.min_epoch_steps, self.smoothing, self.lr_patience,
                             auto_tol(int(np.prod(sx.shape))) if self.tol is None else float(self.tol))
@@ -306,7 +308,7 @@ class W1Estimator:
         self._check_parts(plan, stats)
         candidates: list[list[tuple[float, str, nn.Module]]] = [[] for _ in range(plan.folds)]
         history: list[dict] = []
-        kinds = self._kinds(sx.shape)
+        kinds = self._kinds(sx.shape, int(min(st.count[plan.masks(0)["train"]].sum() for st in stats)))
         if "linear" in kinds:
             for k in range(plan.folds):
                 sel, lin = self._linear(stats, plan.masks(k))
