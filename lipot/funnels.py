@@ -46,7 +46,7 @@ from torch import Tensor
 
 from . import _checks
 
-__all__ = ["FunnelPair"]
+__all__ = ["FunnelPair", "KnownW1Pair"]
 
 _CHUNK = 4096  # points per block of the (points x funnels) computations
 
@@ -55,8 +55,29 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+class KnownW1Pair:
+    """What the benchmark pairs with a known :math:`W_1` share (:class:`FunnelPair`,
+    :class:`lipot.network_pairs.NetworkPair`): a subclass has ``dim`` and ``sample(n, seed)``
+    returning optimally paired ``(x, y)``."""
+
+    dim: int
+
+    def _points(self, name: str, z) -> Tensor:
+        z = torch.as_tensor(z, dtype=torch.float64)
+        if z.dim() != 2 or z.shape[1] != self.dim:
+            raise ValueError(f"{name} must have shape (n, {self.dim}), got {tuple(z.shape)}")
+        return z
+
+    def w1(self, n: int = 200_000, seed: int = 12345) -> tuple[float, float]:
+        r""":math:`W_1(P, Q) = \mathbb E\lVert x - y\rVert` by Monte Carlo over ``n`` pairs, and
+        its standard error."""
+        x, y = self.sample(n, seed)
+        dist = (x - y).norm(dim=1)
+        return float(dist.mean()), float(dist.std() / math.sqrt(n))
+
+
 @dataclass
-class FunnelPair:
+class FunnelPair(KnownW1Pair):
     """One benchmark pair :math:`(P, Q)` of the funnel family (see the module docstring).
 
     Args:
@@ -122,12 +143,6 @@ class FunnelPair:
             out.append(ray / ray.norm(dim=1, keepdim=True).clamp_min(torch.finfo(ray.dtype).tiny))
         return torch.cat(out)
 
-    def _points(self, name: str, z) -> Tensor:
-        z = torch.as_tensor(z, dtype=torch.float64)
-        if z.dim() != 2 or z.shape[1] != self.dim:
-            raise ValueError(f"{name} must have shape (n, {self.dim}), got {tuple(z.shape)}")
-        return z
-
     # ------------------------------------------------------------------ sampling
 
     def _ray_length(self, c: Tensor, e: Tensor, k: Tensor) -> Tensor:
@@ -169,10 +184,3 @@ class FunnelPair:
         n = _checks.positive_int("n", n)
         y = (torch.rand(n, self.dim, generator=_generator(seed), dtype=torch.float64) * 2 - 1) * self.half_width
         return self.transport(y), y
-
-    def w1(self, n: int = 200_000, seed: int = 12345) -> tuple[float, float]:
-        r""":math:`W_1(P, Q) = \mathbb E\lVert x - y\rVert` by Monte Carlo over ``n`` pairs, and
-        its standard error."""
-        x, y = self.sample(n, seed)
-        dist = (x - y).norm(dim=1)
-        return float(dist.mean()), float(dist.std() / math.sqrt(n))

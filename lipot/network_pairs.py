@@ -32,13 +32,13 @@ activation switches, so the transport is short and its direction varies from reg
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from . import _checks
+from .funnels import KnownW1Pair
 
 __all__ = ["NetworkPair"]
 
@@ -47,7 +47,7 @@ _SLACK = 1e-12  # relative rounding allowed in g(s) = s (float64)
 
 
 @dataclass
-class NetworkPair:
+class NetworkPair(KnownW1Pair):
     """One benchmark pair :math:`(P, Q)` on a random GNP network potential (module docstring).
 
     Args:
@@ -86,12 +86,6 @@ class NetworkPair:
             self.biases.append(self.half_width * 0.5 * torch.randn(self.dim, generator=gen, dtype=torch.float64))
         u = torch.randn(self.dim, generator=gen, dtype=torch.float64)
         self.output = u / u.norm()
-
-    def _points(self, name: str, z) -> Tensor:
-        z = torch.as_tensor(z, dtype=torch.float64)
-        if z.dim() != 2 or z.shape[1] != self.dim:
-            raise ValueError(f"{name} must have shape (n, {self.dim}), got {tuple(z.shape)}")
-        return z
 
     def _forward(self, z: Tensor) -> Tensor:
         h = z
@@ -149,10 +143,3 @@ class NetworkPair:
         y = (torch.rand(n, self.dim, generator=gen, dtype=torch.float64) * 2 - 1) * self.half_width
         t = torch.rand(n, generator=gen, dtype=torch.float64)
         return self.transport(y, t), y
-
-    def w1(self, n: int = 200_000, seed: int = 12345) -> tuple[float, float]:
-        """:math:`W_1(P, Q) = \\mathbb E\\lVert x - y\\rVert` by Monte Carlo over ``n`` pairs, and
-        its standard error."""
-        x, y = self.sample(n, seed)
-        dist = (x - y).norm(dim=1)
-        return float(dist.mean()), float(dist.std() / math.sqrt(n))

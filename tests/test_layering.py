@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "lipot"
 LEVELS = {
     "_transforms": 0, "_migration": 0, "_checks": 0.5, "data": 2, "toys": 1, "distributed": 0, "ot": 0, "schedules": 0,
     "checkpoints": 1,
-    "conv_coefficients": 1, "bjorck": 1.5, "plain_call": 1, "funnels": 1, "network_pairs": 1,
+    "conv_coefficients": 1, "bjorck": 1.5, "plain_call": 1, "funnels": 1, "network_pairs": 1.5,
     "normalizers": 2, "operator_norms": 2,
     "nn": 3,
     "losses": 4, "models": 4, "export": 4,
