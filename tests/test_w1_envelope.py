@@ -129,3 +129,12 @@ def test_envelope_cones_follow_the_training_part():
     from lipot.wasserstein.critics import ENVELOPE_CONES
     assert auto_envelope_cones(10) == 16 and auto_envelope_cones(400) == 100
     assert auto_envelope_cones(5427) == auto_envelope_cones(10**6) == ENVELOPE_CONES == 1024
+
+
+def test_wide_inputs_get_smaller_envelope_steps_and_temperature():
+    from lipot.wasserstein.critics import ENVELOPE_TEMPERATURE, envelope_width_factor
+    assert envelope_width_factor(2) == envelope_width_factor(16) == 1.0
+    assert envelope_width_factor(64) == pytest.approx(0.5)
+    stack = StackedEnvelopeCritic(2, 64, [1.0, 1.0], cones=4)
+    assert stack.lr_factor == pytest.approx(1.5)
+    assert float(stack.temperature()[0]) == pytest.approx(0.5 * ENVELOPE_TEMPERATURE)

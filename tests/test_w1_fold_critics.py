@@ -194,6 +194,18 @@ def test_the_envelope_challenges_without_stopping_the_network(monkeypatch):
     assert gnp(both) == gnp(alone)
 
 
+def test_a_warming_critic_is_not_stopped():
+    track = _Selection(1, patience=2, smoothing=0.0, tol=0.0)
+    track.record(0, 1.0, _Snapshots())
+    track.judge(0, 1.0, _Snapshots(), rival=2.0, hold=True)
+    for _ in range(5):  # behind its rival, but warming up: never stopped
+        track.judge(0, 1.0, _Snapshots(), rival=2.0, hold=True)
+    assert track.active[0] and track.stale[0] == 0
+    for _ in range(2):  # warm: two epochs behind stop it
+        track.judge(0, 1.0, _Snapshots(), rival=2.0)
+    assert not track.active[0]
+
+
 class _Snapshots:
     def fold_state(self, k):
         return {"k": k}

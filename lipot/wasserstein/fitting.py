@@ -131,15 +131,17 @@ class _Selection:
         if value > self.best[k]:
             self.best[k], self.state[k] = value, critics.fold_state(k)
 
-    def judge(self, k: int, value: float, critics, rival: float = -math.inf) -> None:
+    def judge(self, k: int, value: float, critics, rival: float = -math.inf, hold: bool = False) -> None:
         """Update the moving average with ``value``; stop critic ``k`` (back to its snapshot)
-        after ``patience`` epochs without rising above its best and ``rival``."""
+        after ``patience`` epochs without rising above its best and ``rival``. ``hold``: the
+        critic is still warming up (an envelope whose temperature has not reached 0), and an
+        epoch without a rise does not count."""
         s = self.smooth[k]
         s = value if s is None else self.smoothing * s + (1 - self.smoothing) * value
         self.smooth[k] = s
         if s > self._threshold(k, rival):
             self.best_smooth[k], self.stale[k] = s, 0
-        else:
+        elif not hold:
             self.stale[k] += 1
             if self.stale[k] >= self.patience:
                 self.active[k] = False
@@ -231,7 +233,8 @@ def train_fold_critics(stacks: Mapping[str, nn.Module], sx, sy, plan: FoldPlan, 
                                 "selection_kr": v, "candidate": name})
                 rival = max([fixed[k]] + [o.track.best[k] for o in runs.values()
                                           if o is not r and not getattr(o.critics, "challenger", False)])
-                r.track.judge(k, v, r.critics, rival)
+                warming = getattr(r.critics, "warming", None)
+                r.track.judge(k, v, r.critics, rival, hold=bool(warming is not None and warming(k)))
         for r in live.values():
             r.end_epoch()
         if bar is not None:
