@@ -266,7 +266,8 @@ class StackedEnvelopeCritic(_FoldMajor, nn.Module):
         in_features: input dimension (inputs are flattened).
         scales: the K input scales :math:`s_k > 0`.
         cones: centers per member.
-        temperature: :math:`\tau_0`.
+        temperature: :math:`\tau_0` before the width factor (both it and the learning rate are
+            multiplied by :func:`envelope_width_factor`).
         anneal_steps: :math:`T`.
     """
 
