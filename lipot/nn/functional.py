@@ -330,8 +330,8 @@ def cone_envelope(input: Tensor, centers: Tensor, offsets: Tensor, temperature: 
     as in :func:`cone_potential`; ``exact=False`` computes them by the expansion
     :math:`\lVert x\rVert^2 + \lVert c\rVert^2 - 2x\cdot c` instead (about 5x faster in 128-D, but it
     errs by :math:`\sim\sqrt{\epsilon}\lVert x\rVert` near a center, so a function computed that
-    way is not exactly 1-Lipschitz in floating point: for training only). Reference: McShane, Bull. AMS 40 (1934); Whitney, Trans. AMS
-    36 (1934).
+    way is not exactly 1-Lipschitz in floating point: for training only). Reference: McShane,
+    Bull. AMS 40 (1934); Whitney, Trans. AMS 36 (1934).
     """
     if not isinstance(temperature, Tensor) and not isinstance(sign, Tensor):  # one envelope (traceable)
         if not temperature >= 0 or sign not in (1, -1):

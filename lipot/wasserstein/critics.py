@@ -40,7 +40,8 @@ from ..nn.cones import DEFAULT_CONES
 from ..normalizers import DEFAULT_EPS_BJORCK
 
 __all__ = ["ScaledCritic", "MeanCritic", "LinearCritic", "StackedDenseCritic", "StackedConeCritic",
-           "StackedEnvelopeCritic", "envelope_orientation", "envelope_start", "is_square_image", "SeparateCritics", "fold_critics", "CONE_MAX_FEATURES", "DEFAULT_CONES",
+           "StackedEnvelopeCritic", "envelope_orientation", "envelope_start", "envelope_width_factor",
+           "is_square_image", "SeparateCritics", "fold_critics", "CONE_MAX_FEATURES", "DEFAULT_CONES",
            "ENVELOPE_CONES", "ENVELOPE_TEMPERATURE", "ENVELOPE_ANNEAL_STEPS"]
 
 CONE_MAX_FEATURES = 2
@@ -228,13 +229,15 @@ ENVELOPE_CONES = 1024
 """Cones of each envelope critic. More cones than the data has clusters: a cone that starts
 where no transport happens never moves, so the envelope needs spares (funnel pairs with 64
 funnels in 16-D, fresh samples, 3000 steps: -19.0 % of the true W1 with 64 cones, -11.9 % with
-256, -5.7 % with 1024, all with the exact minimum)."""
+256, -5.7 % with 1024, all with the exact minimum: ``python benchmarks/w1_envelope_alone.py
+--dim 16 --funnels 64 --cones M``)."""
 
 ENVELOPE_TEMPERATURE = 0.05
 """Initial temperature of the envelope critic's soft minimum, in units of its scaled input (RMS
 distance 1 to the mean). With a soft minimum every cone has a gradient, and the spare cones
 follow the data (same pair, 256 cones: -11.9 % with the exact minimum, -8.5 % with an annealed
-soft one); it falls linearly to 0 over :data:`ENVELOPE_ANNEAL_STEPS` training steps."""
+soft one of 0.3 in the data's units: ``... --cones 256 --temperature 0.3``); it falls linearly
+to 0 over :data:`ENVELOPE_ANNEAL_STEPS` training steps."""
 
 ENVELOPE_ANNEAL_STEPS = 2000
 """Training steps over which the envelope critic's temperature falls to 0."""
@@ -244,8 +247,10 @@ def envelope_width_factor(in_features: int) -> float:
     r""":math:`\min(1, 4/\sqrt d)`: the envelope's learning rate and temperature shrink with the
     input width beyond 16 features. In the scaled inputs (RMS norm 1) one coordinate spreads
     over about :math:`1/\sqrt d`, so a fixed step moves a center relatively further in wide
-    inputs: on the 128-D, 64-funnel pair (samplers) the envelope's selection KR stayed at 60 %
-    of the truth with the 16-D settings."""
+    inputs: on the 128-D, 64-funnel pair the envelope's selection KR (``res.history`` of
+    ``estimate_w1`` on the samplers of ``benchmarks/w1_funnels.py --sampler``, ``draws=(16384,
+    4096, 8192)``, ``epochs=100``) stayed at 60 % of the truth with the 16-D settings and
+    reached 98 % with this factor."""
     return min(1.0, 4.0 / math.sqrt(in_features))
 
 
@@ -277,10 +282,11 @@ class StackedEnvelopeCritic(_FoldMajor, nn.Module):
     later (funnel pairs, d = 16, 4 funnels, seed 0: as a rival it stopped the GNP network
     early, -6.5 % of the true W1 against -3.7 % for the GNP network alone)."""
 
-    lr_factor = 3.0
+    LR_FACTOR = 3.0
     """The envelope trains with 3x the estimator's learning rate (its parameters are points and
     offsets in the scaled input space, which move by about ``lr`` per Adam step), times
-    :func:`envelope_width_factor` of the input width (set per instance)."""
+    :func:`envelope_width_factor` of the input width: ``self.lr_factor``, which the fitting
+    loop reads."""
 
     def __init__(self, members: int, in_features: int, scales: Sequence[float], cones: int = ENVELOPE_CONES,
                  temperature: float = ENVELOPE_TEMPERATURE, anneal_steps: int = ENVELOPE_ANNEAL_STEPS) -> None:
@@ -289,7 +295,7 @@ class StackedEnvelopeCritic(_FoldMajor, nn.Module):
             raise ValueError(f"scales must have {members} entries (one per member), got {len(scales)}")
         self.members, self.in_features, self.cones = members, in_features, cones
         width = envelope_width_factor(in_features)
-        self.lr_factor = type(self).lr_factor * width
+        self.lr_factor = self.LR_FACTOR * width
         self.temperature0, self.anneal_steps = float(temperature) * width, int(anneal_steps)
         self.centers = nn.Parameter(torch.randn(members, cones, in_features))
         self.offsets = nn.Parameter(torch.zeros(members, cones))
@@ -358,11 +364,13 @@ def envelope_start(points: Tensor, cones: int, gen: torch.Generator) -> Tensor:
     dimension a center on a sample is far from every other sample and never becomes the closest
     cone; the centers near the mean spread out from there (funnel pairs, 64 funnels, fresh
     samples: -3.5 % / +1.8 % of the true W1 in 128-D / 2-D with this start, -3.0 % / -58.5 % with
-    every center near the mean, -32.7 % / +1.8 % with every center on a sample)."""
+    every center near the mean, -32.7 % / +1.8 % with every center on a sample: ``python
+    benchmarks/w1_envelope_alone.py --dim D --funnels 64 --cones 1024 --temperature 0.3 --start
+    mixed|mean|data``)."""
     n, d = points.shape
     noise = torch.randn(cones, d, generator=gen, dtype=points.dtype).to(points.device)
     centers = points.mean(0) + 0.1 * points.std(0, correction=0) * noise
-    picks = torch.randint(0, n, (len(range(0, cones, 2)),), generator=gen).to(points.device)
+    picks = torch.randint(0, n, ((cones + 1) // 2,), generator=gen).to(points.device)
     centers[::2] = points[picks]
     return centers
 

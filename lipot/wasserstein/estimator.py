@@ -276,7 +276,7 @@ class W1Estimator:
         the closed-form candidate, which each network must beat within ``patience`` epochs to
         go on, as it must beat the other kinds."""
         scales = [input_scale(*stats, plan.masks(k)["train"]) for k in range(plan.folds)]
-        n_train = int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
+        n_train = _train_count(stats, plan)
         stacks = {kind: self._fold_networks(kind, sx, sy, plan, scales, n_train) for kind in kinds}
         schedule = Schedule(self.epochs, self.batch_size or auto_batch_size(n_train), self.lr, self.patience,
                             self.min_epoch_steps, self.smoothing, self.lr_patience,
@@ -308,7 +308,7 @@ class W1Estimator:
         self._check_parts(plan, stats)
         candidates: list[list[tuple[float, str, nn.Module]]] = [[] for _ in range(plan.folds)]
         history: list[dict] = []
-        kinds = self._kinds(sx.shape, int(min(st.count[plan.masks(0)["train"]].sum() for st in stats)))
+        kinds = self._kinds(sx.shape, _train_count(stats, plan))
         if "linear" in kinds:
             for k in range(plan.folds):
                 sel, lin = self._linear(stats, plan.masks(k))
@@ -376,6 +376,12 @@ class W1Estimator:
         n = (mx.count(0, mask), my.count(0, mask))
         return W1Result(value, stderr, (value - 1.96 * stderr, value + 1.96 * stderr), math.nan, self.critic_,
                         n_heldout=n)
+
+
+def _train_count(stats: list[Stats], plan: FoldPlan) -> int:
+    """Training samples of fold 0 on the smaller side (what the batch size and the envelope's
+    defaults are sized on)."""
+    return int(min(st.count[plan.masks(0)["train"]].sum() for st in stats))
 
 
 def _with_center(critic: nn.Module, center: np.ndarray) -> nn.Module:
