@@ -4,7 +4,7 @@ certified robustness and Lipschitz audits.
 Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
 """
 
-from . import (
+from . import (  # the subpackages and modules, as attributes (``lipot.ot.exact_w1``); none is star-exported
     audit,
     certify,
     conv_coefficients,
@@ -20,49 +20,46 @@ from . import (
     training,
     wasserstein,
 )
+from ._migration import TOP_LEVEL as _DEEL_ONLY
+from ._migration import resolve as _resolve
 from .audit import attack_radius, audit_certificates, lipschitz_lower_bound
 from .certify import certified_accuracy, certified_radius, lipschitz_bound
-from ._migration import TOP_LEVEL as _DEEL_ONLY
-from ._migration import missing as _missing
-from .export import vanilla_export, vanilla_model
+from .losses.margin import EMMALoss, GloroTradesLoss, LogitAnnealingLoss, MarginCrossEntropyLoss, OffsetCrossEntropyLoss
 from .losses.modules import *  # noqa: F401,F403  (the loss modules at the top, as in deel-torchlip)
-from .losses.modules import __all__ as _loss_all
-from .wasserstein import W1Estimator, W1Result, estimate_w1
+from .losses.modules import __all__ as _hkr_losses
+from . import nn as _nn
 from .nn import *  # noqa: F401,F403
-from .nn import __all__ as _nn_all
+from .nn import __all__ as _layers
+from .nn.export import vanilla_export, vanilla_model
+from .wasserstein import W1Estimator, W1Result, estimate_w1
 
 __version__ = "0.1.0"
 
+_margin_losses = ["OffsetCrossEntropyLoss", "MarginCrossEntropyLoss", "GloroTradesLoss", "EMMALoss", "LogitAnnealingLoss"]
+
 __all__ = [
-    "audit",
-    "attack_radius",
-    "audit_certificates",
-    "lipschitz_lower_bound",
-    "certify",
-    "conv_coefficients",
-    "data",
-    "distributed",
-    "functional",
-    "losses",
-    "models",
-    "normalizers",
-    "operator_norms",
-    "schedules",
-    "training",
-    "ot",
-    "wasserstein",
+    # W1 estimation
     "estimate_w1",
     "W1Estimator",
     "W1Result",
-    "certified_accuracy",
-    "certified_radius",
+    # certificates
     "lipschitz_bound",
+    "certified_radius",
+    "certified_accuracy",
+    # audit
+    "lipschitz_lower_bound",
+    "attack_radius",
+    "audit_certificates",
+    # export
     "vanilla_export",
     "vanilla_model",
-    *_loss_all,
-    *_nn_all,
+    # losses
+    *_hkr_losses,
+    *_margin_losses,
+    # layers
+    *_layers,
 ]
 
 
 def __getattr__(name: str):
-    raise _missing("lipot", name, _DEEL_ONLY)
+    return _resolve("lipot", name, vars(_nn), _DEEL_ONLY)

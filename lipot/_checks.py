@@ -8,6 +8,8 @@ silently wrong Lipschitz bound.
 
 from __future__ import annotations
 
+import warnings
+
 import math
 import os
 from pathlib import Path
@@ -158,3 +160,14 @@ def writable_file(name: str, path: Any) -> Path:
         raise PermissionError(f"{name}: cannot write to the folder {folder}")
     return p
 
+
+
+def renamed(fn: str, old: str, new: str, old_value, new_value):
+    """``new_value``, or ``old_value`` passed under the former keyword ``old`` (with a
+    ``DeprecationWarning`` naming ``new``): ``tol`` is lipot's name for every tolerance, ``eps``
+    only ever a radius."""
+    if old_value is None:
+        return new_value
+    warnings.warn(f"{fn}({old}=...) is renamed {new}=... (lipot calls tolerances tol; eps is a radius)",
+                  DeprecationWarning, stacklevel=3)
+    return old_value

@@ -1,10 +1,23 @@
-"""deel-torchlip 1.0.5 names that lipot does not define, each with what to use instead: accessing
-one (``lipot.PadConv2d``, ``lipot.functional.SymmetricPad``...) raises an ``AttributeError`` that
-says so (see the module ``__getattr__`` of :mod:`lipot` and :mod:`lipot.functional`)."""
+"""The migration layer from deel-torchlip 1.0.5.
+
+* Names that lipot does not define, each with what to use instead: accessing one
+  (``lipot.PadConv2d``, ``lipot.functional.SymmetricPad``...) raises an ``AttributeError`` that
+  says so (see the module ``__getattr__`` of :mod:`lipot` and :mod:`lipot.functional`).
+* deel spellings of names lipot has under its own name (:data:`ALIASES`): ``lipot.LipschitzPReLU``
+  and ``lipot.nn.ScaledAdaptativeL2NormPool2d`` still work, with a ``DeprecationWarning`` that
+  names the lipot name. They are in no ``__all__`` and appear nowhere in the documentation.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TOP_LEVEL", "FUNCTIONAL", "missing"]
+import warnings
+
+__all__ = ["TOP_LEVEL", "FUNCTIONAL", "ALIASES", "missing", "resolve"]
+
+ALIASES = {
+    "LipschitzPReLU": "LPReLU",
+    "ScaledAdaptativeL2NormPool2d": "ScaledAdaptiveL2NormPool2d",
+}
 
 TOP_LEVEL = {
     "BatchLipNorm": "lipot has no BatchLipNorm (its variance scaling makes the Lipschitz factor depend on "
@@ -43,3 +56,15 @@ def missing(module: str, name: str, table: dict[str, str]) -> AttributeError:
     if name in table:
         return AttributeError(f"{module}.{name} (a deel-torchlip name) does not exist in lipot: {table[name]}")
     return AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def resolve(module: str, name: str, namespace: dict, table: dict[str, str] | None = None):
+    """``module.name`` for a module ``__getattr__`` (PEP 562): the lipot object for a deprecated
+    deel spelling in :data:`ALIASES` (with a ``DeprecationWarning`` naming the lipot name), else
+    the ``AttributeError`` of :func:`missing` (with the replacement when ``table`` lists ``name``)."""
+    if name in ALIASES:
+        new = ALIASES[name]
+        warnings.warn(f"{module}.{name} is deel-torchlip's spelling; use {module}.{new}, the same class "
+                      f"(this alias will be removed)", DeprecationWarning, stacklevel=3)
+        return namespace[new]
+    raise missing(module, name, table or {})

@@ -85,7 +85,7 @@ def check_bjorck_beta(beta: float) -> float:
     return beta
 
 
-def _gram(w: Tensor) -> Tensor:
+def gram_matrix(w: Tensor) -> Tensor:
     """The smaller Gram matrix: W^T W for tall W, W W^T for wide W."""
     return w.mT @ w if w.shape[-2] >= w.shape[-1] else w @ w.mT
 
@@ -100,7 +100,7 @@ def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
     return 1.5 * w - 0.5 * (left @ right)
 
 
-def _check_finite(value: Tensor | float) -> None:
+def check_finite(value: Tensor | float) -> None:
     """Raise a clear error when a weight norm is NaN/Inf (a diverged training run)."""
     finite = math.isfinite(value) if isinstance(value, float) else bool(torch.isfinite(value).all())
     if not finite:
@@ -110,7 +110,7 @@ def _check_finite(value: Tensor | float) -> None:
         )
 
 
-def _identity_like(gram: Tensor) -> Tensor:
+def identity_like(gram: Tensor) -> Tensor:
     return torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
 
 
@@ -126,12 +126,12 @@ def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
     bound = gram.abs().sum(-1).amax(-1)
     if not _static(bound):
         top = float(bound.detach().max())
-        _check_finite(top)
+        check_finite(top)
         if top <= _PRESCALE_CEILING:
             return w, gram
         needs = bound > _PRESCALE_CEILING
         certificate = torch.linalg.cholesky_ex(
-            _PRESCALE_CEILING * _identity_like(gram) - gram
+            _PRESCALE_CEILING * identity_like(gram) - gram
         ).info
         needs = needs & (certificate != 0)
     else:
@@ -156,7 +156,7 @@ def _gram_deviation(gram: Tensor) -> Tensor:
     when to stop iterating: it affects how close to 1 the singular values get, never the upper
     bound (the Frobenius norm, a guaranteed bound, may also certify the starting spectrum).
     """
-    e = gram.detach() - _identity_like(gram)
+    e = gram.detach() - identity_like(gram)
     frob = e.flatten(-2).norm(dim=-1)
     if e.shape[-1] <= _SMALL_GRAM:
         return frob.amax()
@@ -181,8 +181,8 @@ def _sigma_deviation(gram_dev: float) -> float:
     return 1.0 - math.sqrt(1.0 - gram_dev)
 
 
-def _planned_steps(gram_dev: float, eps: float, maxiter: int) -> int | None:
-    r"""The number of Björck steps that provably brings every singular value within ``eps``
+def _planned_steps(gram_dev: float, tol: float, maxiter: int) -> int | None:
+    r"""The number of Björck steps that provably brings every singular value within ``tol``
     of 1, given ``gram_dev`` :math:`\ge \max_i |\sigma_i^2 - 1|`; ``None`` if the bound does not
     get there within ``maxiter`` steps.
 
@@ -198,7 +198,7 @@ def _planned_steps(gram_dev: float, eps: float, maxiter: int) -> int | None:
     low, high = 1.0 - math.sqrt(1.0 - gram_dev), math.sqrt(1.0 + gram_dev) - 1.0
     dev = max(0.5 * low * low * (3.0 - low), 0.5 * high * high * (3.0 + high))
     steps = 1
-    while dev > eps:
+    while dev > tol:
         if steps >= maxiter or dev >= 1.0:
             return None
         dev, steps = 0.5 * dev * dev * (3.0 - dev), steps + 1
@@ -209,44 +209,46 @@ def _bjorck_steps(w: Tensor, gram: Tensor, steps: int) -> Tensor:
     """``steps`` Björck steps with no test in between (``gram`` is that of ``w``)."""
     for i in range(steps):
         if i > 0:
-            gram = _gram(w)
+            gram = gram_matrix(w)
         w = _bjorck_step(w, gram)
     return w
 
 
 def bjorck_near_orthonormal(
-    weight: Tensor, eps: float = DEFAULT_EPS_BJORCK, maxiter: int = DEFAULT_MAXITER_BJORCK
+    weight: Tensor, tol: float = DEFAULT_EPS_BJORCK, maxiter: int = DEFAULT_MAXITER_BJORCK
 ) -> tuple[Tensor, int] | None:
     r"""Björck orthonormalization of a matrix known to be near orthonormal (e.g. a weight
     re-projected before its last optimizer update), with no estimate between steps.
 
     The Frobenius distance :math:`e = \lVert W^\top W - I\rVert_F` (smaller Gram matrix)
     bounds every :math:`|\sigma^2 - 1|`. When :math:`e < 1`, :math:`\sigma_{max}^2 < 2 < 3`
-    certifies the starting spectrum (no rescaling), and :func:`_planned_steps` fixes in advance
+    certifies the starting spectrum (no rescaling), and ``_planned_steps`` fixes in advance
     the number of steps :math:`\tfrac32 W - \tfrac12 W W^\top W` that bring every singular
-    value within ``eps`` of 1; they run without any test. The output has
+    value within ``tol`` of 1; they run without any test. The output has
     :math:`\sigma_{max} \le 1` up to rounding, as for :func:`bjorck_orthonormalize`.
 
     Returns:
         ``(orthonormalized weight, steps)``, or ``None`` (after one Gram product and one norm)
         when the matrix is not that close, its Gram matrix is wider than ``_SMALL_GRAM``
         (where the Frobenius norm is too loose a bound), it holds NaN/Inf, or data-dependent
-        control flow is impossible (:func:`_static`): use :func:`bjorck_orthonormalize` then.
+        control flow is impossible (``is_static``): use :func:`bjorck_orthonormalize` then.
     """
     if _static(weight) or min(weight.shape[-2:]) > _SMALL_GRAM:
         return None
-    gram = _gram(weight)
-    steps = _planned_steps(float(_gram_deviation(gram)), eps, maxiter)
+    gram = gram_matrix(weight)
+    steps = _planned_steps(float(_gram_deviation(gram)), tol, maxiter)
     return None if steps is None else (_bjorck_steps(weight, gram, steps), steps)
 
 
 def bjorck_orthonormalize(
     weight: Tensor,
-    eps: float = DEFAULT_EPS_BJORCK,
+    tol: float = DEFAULT_EPS_BJORCK,
     maxiter: int = DEFAULT_MAXITER_BJORCK,
     beta: float = DEFAULT_BETA_BJORCK,
     fixed_iterations: int | None = None,
     return_info: bool = False,
+    *,
+    eps: float | None = None,
 ) -> Tensor | tuple[Tensor, int, bool]:
     r"""Björck orthonormalization with a guaranteed upper bound: the output has
     :math:`\sigma_{max} \le 1` (up to floating-point rounding) for **any** input.
@@ -255,9 +257,9 @@ def bjorck_orthonormalize(
         W_0 = W / c, \qquad W_{t+1} = \tfrac32 W_t - \tfrac12 W_t W_t^\top W_t
 
     where :math:`c \ge 1` is chosen from a certificate so that :math:`\sigma_{max}(W_0)^2 \le 2.9`
-    (see :func:`_certified_prescale`). Every step then keeps the spectrum in :math:`[0, 1]` and
+    (see ``_certified_prescale``). Every step then keeps the spectrum in :math:`[0, 1]` and
     drives it to 1 quadratically (:math:`1-\sigma \mapsto \tfrac12(1-\sigma)^2(\sigma+2)`).
-    Iteration stops once the estimated :math:`\max|\sigma-1|` is below ``eps`` (or predicted to
+    Iteration stops once the estimated :math:`\max|\sigma-1|` is below ``tol`` (or predicted to
     be after the next step, which is then taken), after at least one step, or after ``maxiter``
     steps. Scale the input so that its singular values are near 1 first (spectral
     normalization) for fast convergence; for a matrix already near orthonormal,
@@ -266,7 +268,8 @@ def bjorck_orthonormalize(
     Args:
         weight: ``(m, n)`` or ``(..., m, n)``; tall matrices get orthonormal columns, wide ones
             orthonormal rows.
-        eps: target accuracy on the singular values.
+        tol: target accuracy on the singular values (``eps=``, its former name, still works with
+            a ``DeprecationWarning``).
         maxiter: maximum number of steps.
         beta: step size; only 0.5 is accepted (see :func:`check_bjorck_beta`).
         fixed_iterations: run exactly this many steps with no data-dependent control flow
@@ -278,10 +281,11 @@ def bjorck_orthonormalize(
     The function is differentiable (autograd through every step). The lipot layers instead run it
     without gradient and use :func:`polar_tangent` for the backward pass.
     """
+    tol = _checks.renamed("bjorck_orthonormalize", "eps", "tol", eps, tol)
     check_bjorck_beta(beta)
     _checks.positive_int("maxiter_bjorck", maxiter)
     w = weight
-    gram = _gram(w)
+    gram = gram_matrix(w)
     w, gram = _certified_prescale(w, gram)  # (also raises on NaN/Inf in eager mode)
     steps, converged = 0, False
     if fixed_iterations is not None:
@@ -296,15 +300,15 @@ def bjorck_orthonormalize(
         while True:
             w = _bjorck_step(w, gram)
             steps += 1
-            if dev is not None and 0.5 * dev * dev * (3.0 + dev) <= eps:
+            if dev is not None and 0.5 * dev * dev * (3.0 + dev) <= tol:
                 converged = True
                 break
             if steps >= maxiter:
-                converged = _sigma_deviation(float(_gram_deviation(_gram(w)))) <= eps
+                converged = _sigma_deviation(float(_gram_deviation(gram_matrix(w)))) <= tol
                 break
-            gram = _gram(w)
+            gram = gram_matrix(w)
             dev = _sigma_deviation(float(_gram_deviation(gram)))
-            if dev <= eps:
+            if dev <= tol:
                 converged = True
                 break
     if return_info:

@@ -36,7 +36,7 @@ from .nn.base import evaluating, nominal_lipschitz
 from .plain_call import check_plain_call
 from .nn.residual import LipResidual
 from .operator_norms import (
-    _effective_weight,
+    effective_weight,
     conv_operator_norm,
     conv_operator_norm_lower,
     linear_operator_norm,
@@ -140,6 +140,21 @@ def lipschitz_bound(model: nn.Module, input_shape: Sequence[int]) -> float:
     convolution's FFT norm) for reflect / replicate padding, ``max |gamma|/sqrt(var + eps)`` for eval-mode batch norm, and the
     analytic constants of weight-free layers. ``nn.Sequential``, ``lipot.Sequential`` and
     ``LipResidual`` are walked; anything else raises ``ValueError`` (never a guess).
+
+    Args:
+        model: the network: lipot layers, the ``torch.nn`` layers lipot can bound (linear,
+            convolutions, eval-mode batch norm, pointwise activations, pooling, reshapes), and
+            ``nn.Sequential`` / ``lipot.Sequential`` / ``LipResidual`` containers of them.
+        input_shape: the shape of one input, without the batch axis (``(784,)``, ``(1, 28, 28)``):
+            convolution bounds depend on the input size.
+
+    Example:
+        >>> model = torch.nn.Sequential(lipot.SpectralLinear(8, 16), lipot.GroupSort2(),
+        ...                             torch.nn.Linear(16, 2))
+        >>> bound = lipot.lipschitz_bound(model, (8,))        # float64 SVD of the plain last layer
+        >>> s = torch.linalg.matrix_norm(model[2].weight.detach().double(), ord=2)
+        >>> abs(bound - float(s)) < 1e-3                     # the first layers are 1-Lipschitz
+        True
     """
     return lipschitz_report(model, input_shape)[0]
 
@@ -167,6 +182,11 @@ def certified_radius(
 
     Returns:
         radii ``(N,)`` (float64 is not needed: same dtype as ``logits``).
+
+    Example:
+        >>> logits = torch.tensor([[3.0, 1.0], [0.0, 0.5]])
+        >>> lipot.certified_radius(logits, lipschitz=1.0)     # top-2 gap / (sqrt(2) L)
+        tensor([1.4142, 0.3536])
     """
     lipschitz = float(lipschitz)
     if not math.isfinite(lipschitz) or lipschitz <= 0:
@@ -234,7 +254,7 @@ def _split_last_linear(model: nn.Module):
     return None, None
 
 
-def _predicted_correct(logits: Tensor, labels: Tensor, check: bool = True) -> Tensor:
+def predicted_correct(logits: Tensor, labels: Tensor, check: bool = True) -> Tensor:
     """Correct predictions; labels: +-1 / {0, 1} for one logit, indices or one-hot otherwise
     (``check``: validate the label values against the model's outputs)."""
     n = logits.shape[0]
@@ -280,6 +300,15 @@ def certified_accuracy(
             body for the per-pair certificate).
         per_pair: use the per-pair certificate when possible (tighter, always valid).
         independent_rows: see :func:`certified_radius` (only without ``per_pair``).
+
+    Example:
+        >>> model = lipot.Sequential(lipot.SpectralLinear(4, 8), lipot.GroupSort2(), lipot.SpectralLinear(8, 3))
+        >>> x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
+        >>> result = lipot.certified_accuracy(model, (x, y), eps=[0.1, 0.5])
+        >>> result.lipschitz <= 1 + 1e-5, sorted(result.certified)
+        (True, [0.1, 0.5])
+        >>> result.certified[0.5] <= result.certified[0.1] <= result.accuracy
+        True
     """
     eps_list = [float(e) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
     if any(not math.isfinite(e) or e < 0 for e in eps_list):
@@ -301,13 +330,13 @@ def certified_accuracy(
                     bound, method, weight = float(lipschitz), "given", None
                 elif body is not None:
                     bound = lipschitz_bound(nn.Sequential(*body), shape)
-                    method, weight = "per-pair (verified body bound)", _effective_weight(last)
+                    method, weight = "per-pair (verified body bound)", effective_weight(last)
                 else:
                     bound, method, weight = lipschitz_bound(model, shape), "verified bound", None
             with torch.no_grad():
                 logits = model(x)
             radii.append(certified_radius(logits.float(), bound, weight, independent_rows).cpu())
-            correct.append(_predicted_correct(logits, y).cpu())
+            correct.append(predicted_correct(logits, y).cpu())
     if bound is None:
         raise ValueError("data is empty")
     radii_t, correct_t = torch.cat(radii), torch.cat(correct)

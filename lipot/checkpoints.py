@@ -14,7 +14,7 @@ from . import _checks
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model_state"]
 
 _CHECKPOINT_KEYS = frozenset({"model"})  # what every lipot checkpoint holds
-_RESUME_KEYS = frozenset({"model", "optimizer", "loss", "rng", "epoch", "history"})  # what fit() resumes from
+RESUME_KEYS = frozenset({"model", "optimizer", "loss", "rng", "epoch", "history"})  # what fit() resumes from
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:

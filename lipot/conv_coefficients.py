@@ -64,7 +64,7 @@ def _min_length(pad: tuple[int, int], mode: str, kernel: int, dilation: int) -> 
     return need
 
 
-def _resolve_padding(padding, kernel_size, dilation, stride) -> list[tuple[int, int]]:
+def resolve_padding(padding, kernel_size, dilation, stride) -> list[tuple[int, int]]:
     n = len(kernel_size)
     if isinstance(padding, str):
         if padding == "valid":
@@ -107,7 +107,7 @@ def _max_incidence(kernel_size, stride, padding, dilation, padding_mode, input_s
     dl = _checks.int_tuple("dilation", dilation, n)
     if any(s < 1 for s in st) or any(d < 1 for d in dl):
         raise ValueError(f"stride and dilation must be >= 1, got {stride!r}, {dilation!r}")
-    pads = _resolve_padding(padding, ks, dl, st)
+    pads = resolve_padding(padding, ks, dl, st)
     sizes = None if input_size is None else _checks.int_tuple("input_size", input_size, n)
     total = 1
     for d in range(n):

@@ -22,14 +22,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .conv_coefficients import _resolve_padding, conv_count_bound, padding_copy_bound
+from .conv_coefficients import resolve_padding, conv_count_bound, padding_copy_bound
 from .nn.base import LipschitzModule
 from .plain_call import check_plain_call
 from .nn.stacked import StackedSpectralLinear
 from .nn.torch_bounds import shaped_torch_bound
 from .operator_norms import (
     NUMERIC_MARGIN,
-    _effective_weight,
+    effective_weight,
     circular_tiles,
     conv_operator_norm,
     linear_operator_norm,
@@ -53,15 +53,15 @@ def _operator_input_size(module: nn.Module, shape: tuple[int, ...], weight: Tens
 
 def conv_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
     """The tightest guaranteed bound lipot knows for this padding mode (see
-    :func:`lipschitz_bound`)."""
-    weight = _effective_weight(module)
+    :func:`lipot.lipschitz_bound`)."""
+    weight = effective_weight(module)
     size = _operator_input_size(module, shape, weight)
     mode = module.padding_mode
     padding = getattr(module, "_padding_arg", module.padding)
     settings = (module.stride, padding, module.dilation, module.groups)
     if mode == "zeros":
         return conv_operator_norm(weight, size, *settings), "conv FFT/polyphase (float64)"
-    pads = _resolve_padding(padding, module.kernel_size, module.dilation, module.stride)
+    pads = resolve_padding(padding, module.kernel_size, module.dilation, module.stride)
     axes = zip(size, module.kernel_size, module.stride, module.dilation, pads)
     if mode == "circular" and all(circular_tiles(*axis) for axis in axes):
         bound = conv_operator_norm(weight, size, *settings, padding_mode="circular")
@@ -103,7 +103,7 @@ def leaf_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
     ``ValueError`` for a module lipot cannot bound."""
     check_plain_call(module)
     if isinstance(module, nn.Linear):
-        return linear_operator_norm(_effective_weight(module)), "SVD (float64)"
+        return linear_operator_norm(effective_weight(module)), "SVD (float64)"
     if isinstance(module, _CONVS):
         return conv_bound(module, shape)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -111,7 +111,7 @@ def leaf_bound(module: nn.Module, shape: tuple[int, ...]) -> tuple[float, str]:
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
         return 1.0, "identity in eval mode"
     if isinstance(module, StackedSpectralLinear):
-        return linear_operator_norm(_effective_weight(module)), "SVD of the stacked weight (float64)"
+        return linear_operator_norm(effective_weight(module)), "SVD of the stacked weight (float64)"
     if isinstance(module, LipschitzModule):
         # lipot's weight-free (or analytically bounded) modules: activations, pooling, sampling,
         # centering, HouseHolder, LPReLU, cones -- their bound holds for every parameter value.

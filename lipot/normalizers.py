@@ -28,9 +28,9 @@ from .bjorck import (  # re-exported: the public API of lipot.normalizers
     DEFAULT_EPS_BJORCK,
     DEFAULT_EPS_BJORCK_ORTHO,
     DEFAULT_MAXITER_BJORCK,
-    _check_finite,
-    _gram,
-    _identity_like,
+    check_finite,
+    gram_matrix,
+    identity_like,
     bjorck_near_orthonormal,
     bjorck_orthonormalize,
     check_bjorck_beta,
@@ -78,13 +78,15 @@ def operator_power_iteration(
     apply: Callable[[Tensor], Tensor],
     apply_adjoint: Callable[[Tensor], Tensor],
     u: Tensor,
-    eps: float = DEFAULT_EPS_SPECTRAL,
+    tol: float = DEFAULT_EPS_SPECTRAL,
     maxiter: int = DEFAULT_MAXITER_SPECTRAL,
+    *,
+    eps: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Power iteration on :math:`T^* T` for a linear operator :math:`T` given as two callables.
 
     Iterates :math:`u \leftarrow T^*T u / \lVert T^*T u \rVert` until the estimate
-    :math:`\sigma = \lVert T u\rVert` changes by less than ``eps`` relatively (largest over the
+    :math:`\sigma = \lVert T u\rVert` changes by less than ``tol`` relatively (largest over the
     batch) or ``maxiter`` steps. (Stopping on the estimate rather than on the vector matters for
     near-orthonormal operators, whose top singular vector is ill-defined.) ``u`` has a leading
     batch dimension (one vector per independent operator). Returns ``(sigma, u)`` with
@@ -94,25 +96,26 @@ def operator_power_iteration(
     Any finite number of steps gives a **lower** estimate of :math:`\lVert T \rVert_2`; never use
     it alone as a bound.
     """
+    tol = _checks.renamed("operator_power_iteration", "eps", "tol", eps, tol)
     if maxiter < 0:
         raise ValueError(f"maxiter must be >= 0, got {maxiter}")
 
-    def _norms(v: Tensor) -> Tensor:
+    def sample_norms(v: Tensor) -> Tensor:
         return v.flatten(1).norm(dim=1).clamp_min(torch.finfo(v.dtype).tiny)
 
     def _unit(v: Tensor) -> Tensor:
-        return v / _norms(v).view((-1,) + (1,) * (v.dim() - 1))
+        return v / sample_norms(v).view((-1,) + (1,) * (v.dim() - 1))
 
     with torch.no_grad():
         u = _unit(u)
         sigma = None
         for _ in range(maxiter):
             image = apply(u)
-            new_sigma = _norms(image)
+            new_sigma = sample_norms(image)
             u = _unit(apply_adjoint(image))
             if sigma is not None and not _static(image):
                 change = ((new_sigma - sigma).abs() / new_sigma).max()
-                if float(change) <= eps:
+                if float(change) <= tol:
                     break
             sigma = new_sigma
     u = u.detach()
@@ -123,8 +126,10 @@ def operator_power_iteration(
 def power_iteration(
     weight: Tensor,
     u: Tensor | None = None,
-    eps: float = DEFAULT_EPS_SPECTRAL,
+    tol: float = DEFAULT_EPS_SPECTRAL,
     maxiter: int = DEFAULT_MAXITER_SPECTRAL,
+    *,
+    eps: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Largest singular value of a matrix (or a batch of matrices) by power iteration.
 
@@ -132,7 +137,8 @@ def power_iteration(
         weight: ``(m, n)`` or ``(g, m, n)``.
         u: right singular vector estimate ``(n,)`` / ``(g, n)`` to warm-start from (persistent
             vectors converge in one or two steps when the weights change slowly); random if None.
-        eps: stop when the estimate changes by less than ``eps`` (relative).
+        tol: stop when the estimate changes by less than ``tol`` (relative). (``eps=``, its
+            former name, still works with a ``DeprecationWarning``.)
         maxiter: maximum number of iterations.
 
     Returns:
@@ -140,6 +146,7 @@ def power_iteration(
         differentiable w.r.t. ``weight``; a lower bound on :math:`\sigma_{max}`) and the updated
         vector.
     """
+    tol = _checks.renamed("power_iteration", "eps", "tol", eps, tol)
     squeeze = weight.dim() == 2
     w = weight.unsqueeze(0) if squeeze else weight
     if u is None:
@@ -150,7 +157,7 @@ def power_iteration(
         lambda v: torch.bmm(w, v.unsqueeze(-1)).squeeze(-1),
         lambda v: torch.bmm(w.detach().mT, v.unsqueeze(-1)).squeeze(-1),
         u,
-        eps=eps,
+        tol=tol,
         maxiter=maxiter,
     )
     if squeeze:
@@ -221,34 +228,37 @@ def aol_normalize(weight: Tensor, groups: int = 1) -> Tensor:
 def _certified_below(weight: Tensor, bound: Tensor) -> Tensor:
     """True where a float64 Cholesky factorization certifies sigma_max(weight) <= bound."""
     w = weight.detach().double()
-    gram = _gram(w)
+    gram = gram_matrix(w)
     b = bound.detach().double()
-    return torch.linalg.cholesky_ex(b[..., None, None] ** 2 * _identity_like(gram) - gram).info == 0
+    return torch.linalg.cholesky_ex(b[..., None, None] ** 2 * identity_like(gram) - gram).info == 0
 
 
 def spectral_normalize(
     weight: Tensor,
     u: Tensor | None = None,
-    eps: float = DEFAULT_EPS_SPECTRAL,
+    tol: float = DEFAULT_EPS_SPECTRAL,
     maxiter: int = DEFAULT_MAXITER_SPECTRAL,
     margin: float | None = None,
+    *,
+    eps: float | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Divide a matrix by a **verified** upper bound on its largest singular value.
 
     Power iteration gives :math:`\hat\sigma \le \sigma_{max}` (it can lag badly after a large
     update). lipot therefore checks :math:`(1+\text{margin})\hat\sigma \ge \sigma_{max}` with a
     float64 Cholesky certificate and, where it fails, uses the exact float64 spectral norm times
-    :math:`(1+\text{margin})` instead (``margin`` defaults to ``eps``, the accuracy power iteration
-    was asked for). The result always satisfies
+    :math:`(1+\text{margin})` instead (``margin`` defaults to ``tol``, the accuracy power iteration
+    was asked for; ``eps=``, the former name of ``tol``, still works with a ``DeprecationWarning``). The result always satisfies
     :math:`1/(1+\text{margin}) \lesssim \sigma_{max} \le 1`.
 
     Returns:
         ``(normalized, u, sigma)`` where ``sigma`` is the divisor used (differentiable).
     """
-    margin = eps if margin is None else margin
+    tol = _checks.renamed("spectral_normalize", "eps", "tol", eps, tol)
+    margin = tol if margin is None else margin
     if not _static(weight):
-        _check_finite(weight.detach().flatten(-2).norm(dim=-1))
-    sigma_est, u = power_iteration(weight, u, eps=eps, maxiter=maxiter)
+        check_finite(weight.detach().flatten(-2).norm(dim=-1))
+    sigma_est, u = power_iteration(weight, u, tol=tol, maxiter=maxiter)
     bound = sigma_est * (1.0 + margin)
     ok = _certified_below(weight, bound)
     if _static(ok) or not bool(ok.all()):

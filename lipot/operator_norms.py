@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .conv_coefficients import _resolve_padding
+from .conv_coefficients import resolve_padding
 from .plain_call import hooked_weight
 
 __all__ = [
@@ -116,7 +116,7 @@ def conv_operator_norm(
         return tuple(v) if isinstance(v, (tuple, list)) else (v,) * spatial
 
     stride, dilation = expand(stride), expand(dilation)
-    pads = _resolve_padding(padding, w.shape[2:], dilation, stride)
+    pads = resolve_padding(padding, w.shape[2:], dilation, stride)
     if spatial == 1:  # treat as 2-D with a height-1 axis
         w = w[:, :, None, :]
         input_size, stride, dilation, pads = (1, *input_size), (1, *stride), (1, *dilation), [(0, 0), *pads]
@@ -169,7 +169,7 @@ def conv_operator_norm_lower(module: nn.Module, input_shape: Sequence[int], iter
     """Lower estimate of a conv module's operator norm on inputs of ``input_shape`` (no batch
     axis): float64 power iteration on :math:`A^\\top A` through autograd, with the module's own
     padding, stride and dilation (any finite number of steps gives a lower bound)."""
-    weight = _effective_weight(module).to("cpu", torch.float64)
+    weight = effective_weight(module).to("cpu", torch.float64)
     x = torch.randn(1, *input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     sigma = 0.0
     for _ in range(iterations):
@@ -191,7 +191,7 @@ def _linear_part(conv: nn.Module, weight: Tensor, x: Tensor) -> Tensor:
         nn.Conv1d._conv_forward(conv, x, weight, None)
 
 
-def _effective_weight(module: nn.Module) -> Tensor:
+def effective_weight(module: nn.Module) -> Tensor:
     """The weight the module's forward uses (lipot layers: the constrained weight; a
     ``spectral_norm`` / ``weight_norm`` hook: the weight it computes in eval mode)."""
     with torch.no_grad():

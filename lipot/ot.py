@@ -94,16 +94,36 @@ def center_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return x - c, y - c, c
 
 
-def _check_dims(x: np.ndarray, y: np.ndarray) -> None:
+def check_same_features(x: np.ndarray, y: np.ndarray) -> None:
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"X and Y must have the same number of features, got {x.shape[1]} and {y.shape[1]}")
 
 
+def _weights(fn: str, weights_x, weights_y, a, b):
+    """``weights_x, weights_y``, or POT's ``a=`` / ``b=`` spellings with a ``DeprecationWarning``."""
+    for old, new, given, value in (("a", "weights_x", weights_x, a), ("b", "weights_y", weights_y, b)):
+        if value is not None:
+            if given is not None:
+                raise TypeError(f"{fn}: pass {new} only ({old} is its former name)")
+            warnings.warn(f"{fn}({old}=...) is renamed {new}=... (the name lipot uses everywhere)",
+                          DeprecationWarning, stacklevel=3)
+    return (weights_x if a is None else a), (weights_y if b is None else b)
+
+
 def exact_w1(
-    X, Y, a=None, b=None, max_pairs: int = DEFAULT_MAX_PAIRS, num_itermax: int = 100_000_000
+    X, Y, weights_x=None, weights_y=None, max_pairs: int = DEFAULT_MAX_PAIRS, num_itermax: int = 100_000_000,
+    *, a=None, b=None,
 ) -> float:
     r"""Exact :math:`W_1` between the empirical measures :math:`\sum_i a_i\delta_{x_i}` and
-    :math:`\sum_j b_j\delta_{y_j}` (uniform weights by default) for the Euclidean cost.
+    :math:`\sum_j b_j\delta_{y_j}` (uniform weights by default) for the Euclidean cost, with
+    POT's network simplex (``ot.emd2``).
+
+    Args:
+        X, Y: the samples, ``(n, d)`` and ``(m, d)``.
+        weights_x, weights_y: the weights :math:`a`, :math:`b` (non-negative, any scale; ``None``:
+            uniform). ``a=`` / ``b=`` (POT's names) still work, with a ``DeprecationWarning``.
+        max_pairs: the largest ``n * m`` accepted (the cost matrix takes ``8 n m`` bytes).
+        num_itermax: the network simplex's iteration limit.
 
     Raises:
         ValueError: bad points or weights, or ``n * m > max_pairs`` (the memory guard: subsample,
@@ -112,8 +132,9 @@ def exact_w1(
     """
     import ot
 
+    weights_x, weights_y = _weights("exact_w1", weights_x, weights_y, a, b)
     x, y = as_points("X", X), as_points("Y", Y)
-    _check_dims(x, y)
+    check_same_features(x, y)
     x, y, _ = center_pair(x, y)
     n, m = x.shape[0], y.shape[0]
     if n * m > max_pairs:
@@ -122,7 +143,7 @@ def exact_w1(
             f"takes {8 * n * m / 1e9:.1f} GB); subsample, use lipot.estimate_w1, or pass a larger "
             "max_pairs if the machine has the memory"
         )
-    a_, b_ = as_weights("a", a, n), as_weights("b", b, m)
+    a_, b_ = as_weights("weights_x", weights_x, n), as_weights("weights_y", weights_y, m)
     cost = ot.dist(x, y, metric="euclidean")
     with warnings.catch_warnings():  # POT only warns on a sub-optimal stop; we raise below
         warnings.filterwarnings("ignore", message="numItermax reached", category=UserWarning)
@@ -135,32 +156,38 @@ def exact_w1(
     return float(value)
 
 
-def sinkhorn_w1(X, Y, a=None, b=None, reg: float = 0.05, num_itermax: int = 10_000, stop_thr: float = 1e-9) -> float:
+def sinkhorn_w1(X, Y, weights_x=None, weights_y=None, reg: float = 0.05, num_itermax: int = 10_000,
+                stop_thr: float = 1e-9, *, a=None, b=None) -> float:
     r"""Entropic OT cost :math:`\langle P_\varepsilon, C\rangle` (at convergence) with the Euclidean cost ``C`` and
     regularization ``reg`` **relative to the mean cost** (``reg * mean(C)``). It is >= W1 (the
-    entropic plan is feasible, not optimal): a baseline, not an estimate to trust."""
+    entropic plan is feasible, not optimal): a baseline, not an estimate to trust. Weights as
+    :func:`exact_w1`."""
     import ot
 
+    weights_x, weights_y = _weights("sinkhorn_w1", weights_x, weights_y, a, b)
     x, y = as_points("X", X), as_points("Y", Y)
-    _check_dims(x, y)
+    check_same_features(x, y)
     x, y, _ = center_pair(x, y)
     if not reg > 0:
         raise ValueError(f"reg must be > 0, got {reg!r}")
-    a_, b_ = as_weights("a", a, x.shape[0]), as_weights("b", b, y.shape[0])
+    a_, b_ = as_weights("weights_x", weights_x, x.shape[0]), as_weights("weights_y", weights_y, y.shape[0])
     cost = ot.dist(x, y, metric="euclidean")
     scale = float(cost.mean()) or 1.0
     plan = ot.sinkhorn(a_, b_, cost / scale, reg, numItermax=num_itermax, stopThr=stop_thr)
     return float((plan * cost).sum())
 
 
-def sliced_w1(X, Y, a=None, b=None, n_projections: int = 500, seed: int = 0) -> float:
+def sliced_w1(X, Y, weights_x=None, weights_y=None, n_projections: int = 500, seed: int = 0, *,
+              a=None, b=None) -> float:
     r"""Sliced Wasserstein-1: the mean over ``n_projections`` random unit directions of the 1-D
     :math:`W_1` of the projections. Always <= W1 and a different quantity (at d = 784 it was
-    0.035 x W1 in a measured case): use it as a cheap, dimension-free comparison only."""
+    0.035 x W1 in a measured case): use it as a cheap, dimension-free comparison only. Weights
+    as :func:`exact_w1`."""
     import ot
 
+    weights_x, weights_y = _weights("sliced_w1", weights_x, weights_y, a, b)
     x, y = as_points("X", X), as_points("Y", Y)
-    _check_dims(x, y)
+    check_same_features(x, y)
     x, y, _ = center_pair(x, y)
-    a_, b_ = as_weights("a", a, x.shape[0]), as_weights("b", b, y.shape[0])
+    a_, b_ = as_weights("weights_x", weights_x, x.shape[0]), as_weights("weights_y", weights_y, y.shape[0])
     return float(ot.sliced_wasserstein_distance(x, y, a_, b_, n_projections=n_projections, p=1, seed=seed))

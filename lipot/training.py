@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import _checks
-from .checkpoints import _RESUME_KEYS, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoints import RESUME_KEYS, load_checkpoint, load_model_state, save_checkpoint
 from . import distributed as _dist
 from . import losses
-from .certify import _predicted_correct, certified_accuracy
+from .certify import predicted_correct, certified_accuracy
 from .distributed import shard_slice
 from .schedules import RadiusRamp
 
@@ -145,7 +145,7 @@ def _epoch(model, loss_fn, loader, optimizer, device, progress: tqdm, distribute
             with torch.no_grad():
                 total_loss = total_loss + loss.detach()
                 total_kr = total_kr + _kr_term(out.detach(), y)
-                correct = correct + _predicted_correct(out.detach(), y, check=False).sum()
+                correct = correct + predicted_correct(out.detach(), y, check=False).sum()
         seen += x.shape[0]
         batches += 1
         if not progress.disable:
@@ -266,7 +266,7 @@ def _resume(checkpoint, device, model, optimizer, loss_fn, scheduler, train_data
     """Restore a training checkpoint (model, optimizer, loss state, scheduler, RNG streams);
     returns its history (one record per finished epoch)."""
     state = load_checkpoint(checkpoint, device)
-    missing = sorted(_RESUME_KEYS - set(state))
+    missing = sorted(RESUME_KEYS - set(state))
     if missing:
         raise ValueError(f"checkpoint {checkpoint} holds a model but not the training state needed to "
                          f"resume (missing {missing}); train into another checkpoint file")

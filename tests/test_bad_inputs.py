@@ -222,8 +222,8 @@ API_CASES: dict[str, Bad] = {
     "k-coef-lip-zero": Bad("settings", lambda _: L.SpectralLinear(4, 3, k_coef_lip=0), ValueError, r"k_coef_lip"),
     "audit-rtol-1": Bad("settings", lambda _: audit_certificates(_model3(), X4, Y3, rtol=1.0), ValueError, r"rtol must be in \[0, 1\)"),
     "batch-centering-momentum-0": Bad("settings", lambda _: L.BatchCentering(3, momentum=0.0), ValueError, r"momentum"),
-    "w1-smoothing-1": Bad("settings", lambda _: W1Estimator(smoothing=1.0), ValueError, r"smoothing"),
-    "w1-tol-negative": Bad("settings", lambda _: W1Estimator(tol=-0.1), ValueError, r"tol must be in"),
+    "w1-smoothing-1": Bad("settings", lambda _: W1Estimator(smoothing=1.0).fit(np.zeros((20, 2)), np.ones((20, 2))), ValueError, r"smoothing"),
+    "w1-tol-negative": Bad("settings", lambda _: W1Estimator(tol=-0.1).fit(np.zeros((20, 2)), np.ones((20, 2))), ValueError, r"tol must be in"),
     "emma-min-fraction-2": Bad("settings", lambda _: LL.EMMALoss(0.5, min_fraction=2.0), ValueError, r"min_fraction"),
     "transposed-output-padding": Bad("settings", lambda _: L.SpectralConvTranspose2d(2, 2, 3, output_padding=4), ValueError, r"output_padding"),
     # counts
@@ -234,7 +234,7 @@ API_CASES: dict[str, Bad] = {
     "fit-epochs-0": Bad("counts", lambda tmp: fit(_model3(), LL.HKRMulticlassLoss(0.9), make_loader(X4, Y3, 2), 0), ValueError, r"epochs"),
     "loader-batch-size-0": Bad("counts", lambda _: make_loader(X4, Y3, 0), ValueError, r"batch_size"),
     "w1-folds-0": Bad("counts", lambda _: estimate_w1(np.zeros((20, 2)), np.ones((20, 2)), folds=0), ValueError, r"folds"),
-    "w1-epochs-negative": Bad("counts", lambda _: W1Estimator(epochs=-1), ValueError, r"epochs"),
+    "w1-epochs-negative": Bad("counts", lambda _: W1Estimator(epochs=-1).fit(np.zeros((20, 2)), np.ones((20, 2))), ValueError, r"epochs"),
     "linear-in-features-0": Bad("counts", lambda _: L.SpectralLinear(0, 3), ValueError, r"in_features|features"),
     "groupsort-size-0": Bad("counts", lambda _: L.GroupSort(0), ValueError, r"group_size"),
     # inputs
@@ -270,7 +270,7 @@ API_CASES: dict[str, Bad] = {
     "resume-other-loss": Bad("files", _resume_other_loss, ValueError, r"c\.pt was written while training with HKRMulticlassLoss, not SoftHKRMulticlassLoss"),
     "idx-zero-samples": Bad("files", _zero_sample_idx, ValueError, r"train-images-idx3-ubyte.*zero samples"),
     "certify-nan-data": Bad("inputs", _nan_certify_data, ValueError, r"^data: the inputs of batch 0 contain NaN"),
-    "w1-lr-not-a-number": Bad("settings", lambda _: W1Estimator(lr="fast"), TypeError, r"^lr must be a positive number, got 'fast'"),
+    "w1-lr-not-a-number": Bad("settings", lambda _: W1Estimator(lr="fast").fit(np.zeros((20, 2)), np.ones((20, 2))), TypeError, r"^lr must be a positive number, got 'fast'"),
     "training-data-nan": Bad("inputs", _nan_training_data, ValueError, r"training data contains NaN"),
     "checkpoint-unsaveable": Bad("files", _unsaveable_checkpoint, Exception, r"."),
     # cone envelopes: a negative temperature, an orientation that is not a bool

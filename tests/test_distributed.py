@@ -157,7 +157,7 @@ def test_distributed_settings_need_a_process_group():
     with pytest.raises(RuntimeError, match="setup"):
         make_loader(torch.zeros(4, 1), torch.zeros(4), 2, distributed=True)
     with pytest.raises(RuntimeError, match="torchrun"):
-        lipot.W1Estimator(distributed=True)
+        lipot.W1Estimator(distributed=True).fit(torch.zeros(20, 2), torch.ones(20, 2))
     model = W.gnp_model(1)
     with pytest.raises(RuntimeError, match="process group"):
         lipot.training.fit(model, losses.HKRLoss(0.9), make_loader(*W.fit_data(), 16), 1, distributed=True,

@@ -20,7 +20,7 @@ from conftest import jacobian_matrix, singular_values_np, spectral_norm_np
 
 def test_power_iteration_matches_svd_from_below():
     w = torch.randn(30, 17, dtype=torch.float64)
-    sigma, u = N.power_iteration(w, maxiter=500, eps=1e-12)
+    sigma, u = N.power_iteration(w, maxiter=500, tol=1e-12)
     exact = spectral_norm_np(w)
     assert sigma.item() <= exact * (1 + 1e-12)
     assert sigma.item() == pytest.approx(exact, rel=1e-6)
@@ -29,7 +29,7 @@ def test_power_iteration_matches_svd_from_below():
 
 def test_power_iteration_batched_and_warm_start():
     w = torch.randn(3, 8, 5)
-    sigma, u = N.power_iteration(w, maxiter=200, eps=1e-9)
+    sigma, u = N.power_iteration(w, maxiter=200, tol=1e-9)
     exact = [spectral_norm_np(m) for m in w]
     np.testing.assert_allclose(sigma.numpy(), exact, rtol=1e-4)
     sigma2, _ = N.power_iteration(w, u, maxiter=1)
@@ -46,7 +46,7 @@ def test_operator_power_iteration_on_a_convolution_matches_dense_jacobian():
         return torch.nn.functional.conv_transpose2d(y, kernel, padding=1)
 
     u = torch.randn(1, 3, 6, 6, dtype=torch.float64)
-    sigma, _ = N.operator_power_iteration(conv, conv_t, u, eps=1e-12, maxiter=2000)
+    sigma, _ = N.operator_power_iteration(conv, conv_t, u, tol=1e-12, maxiter=2000)
     exact = spectral_norm_np(jacobian_matrix(conv, torch.zeros(1, 3, 6, 6, dtype=torch.float64)))
     assert sigma.item() <= exact * (1 + 1e-9)
     assert sigma.item() == pytest.approx(exact, rel=1e-5)
@@ -75,7 +75,7 @@ def test_beta_half_is_the_only_safe_step():
 @pytest.mark.parametrize("shape", [(7, 7), (12, 5), (5, 12), (3, 9, 4), (1, 6), (6, 1)])
 def test_bjorck_converges_to_orthonormal(shape):
     w = torch.randn(*shape, dtype=torch.float64) * 0.3 + torch.eye(*shape[-2:], dtype=torch.float64)
-    q = N.bjorck_orthonormalize(w / spectral_norm_np(w.reshape(-1, shape[-1])), eps=1e-10, maxiter=60)
+    q = N.bjorck_orthonormalize(w / spectral_norm_np(w.reshape(-1, shape[-1])), tol=1e-10, maxiter=60)
     for m in q.reshape(-1, *shape[-2:]):
         sv = singular_values_np(m)
         assert sv.max() <= 1 + 1e-12
@@ -93,7 +93,7 @@ def test_bjorck_never_exceeds_one_even_unconverged(m, n, log_scale, maxiter, see
     w = torch.randn(m, n, generator=gen) * 10.0**log_scale
     if rank_deficient and min(m, n) > 1:
         w[:, 0] = w[:, 1]
-    q = N.bjorck_orthonormalize(w, eps=1e-12, maxiter=maxiter)
+    q = N.bjorck_orthonormalize(w, tol=1e-12, maxiter=maxiter)
     assert singular_values_np(q).max() <= 1 + 2e-6
 
 
@@ -178,7 +178,7 @@ def test_bjorck_near_orthonormal_converges_and_stays_below_one(shape, scale):
     q = q if shape[-2] >= shape[-1] else q.mT
     w = q + scale / math.sqrt(max(shape[-2:])) * torch.randn(shape, generator=gen, dtype=torch.float64)
     for dtype, eps, tol in [(torch.float64, 1e-9, 1e-12), (torch.float32, 1e-6, 2e-6)]:
-        result = N.bjorck_near_orthonormal(w.to(dtype), eps=eps, maxiter=20)
+        result = N.bjorck_near_orthonormal(w.to(dtype), tol=eps, maxiter=20)
         assert result is not None
         out, steps = result
         assert 1 <= steps <= 5
@@ -218,7 +218,7 @@ def test_spectral_normalize_is_sound_with_a_useless_vector():
     s_ = np.array([10.0, 1.0, 0.9, 0.5, 0.2, 0.1])
     w = torch.tensor(u_ @ np.diag(s_) @ vt_, dtype=torch.float32)
     stale = torch.tensor(vt_[1], dtype=torch.float32)
-    normalized, _, sigma = N.spectral_normalize(w, stale, eps=1e-3, maxiter=1)
+    normalized, _, sigma = N.spectral_normalize(w, stale, tol=1e-3, maxiter=1)
     assert spectral_norm_np(normalized) <= 1 + 1e-6
     assert spectral_norm_np(normalized) >= 1 / (1 + 1e-3) - 1e-6
 
@@ -293,3 +293,13 @@ def test_count_bound_rejects_bad_arguments():
         N.conv_count_bound(3, stride=2, padding="same")
     with pytest.raises(ValueError, match="kernel_size"):
         N.conv_count_bound(0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda w: N.power_iteration(w, eps=1e-6),
+    lambda w: N.spectral_normalize(w, eps=1e-6),
+    lambda w: N.bjorck_orthonormalize(w / 10, eps=1e-6),
+])
+def test_the_former_tolerance_keyword_still_works_with_a_warning(call):
+    with pytest.warns(DeprecationWarning, match=r"\(eps=\.\.\.\) is renamed tol="):
+        call(torch.randn(5, 4, dtype=torch.float64))

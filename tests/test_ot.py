@@ -42,12 +42,22 @@ def test_checks():
         exact_w1(x, np.zeros((4, 3)))
     with pytest.raises(ValueError, match="at least 1"):
         exact_w1(np.zeros((0, 2)), x)
-    with pytest.raises(ValueError, match="a must be finite and >= 0"):
-        exact_w1(x, x, a=-np.ones(10))
-    with pytest.raises(ValueError, match="b sums to 0"):
-        exact_w1(x, x, b=np.zeros(10))
-    with pytest.raises(ValueError, match="a has 3 entries"):
-        exact_w1(x, x, a=np.ones(3))
+    with pytest.raises(ValueError, match="weights_x must be finite and >= 0"):
+        exact_w1(x, x, weights_x=-np.ones(10))
+    with pytest.raises(ValueError, match="weights_y sums to 0"):
+        exact_w1(x, x, weights_y=np.zeros(10))
+    with pytest.raises(ValueError, match="weights_x has 3 entries"):
+        exact_w1(x, x, weights_x=np.ones(3))
     rng = np.random.default_rng(2)
     with pytest.raises(RuntimeError, match="num_itermax"):
         exact_w1(rng.normal(size=(50, 2)), rng.normal(size=(50, 2)), num_itermax=2)
+
+
+def test_pots_weight_names_still_work_with_a_warning():
+    x = np.random.default_rng(3).normal(size=(10, 2))
+    w = np.arange(1.0, 11.0)
+    with pytest.warns(DeprecationWarning, match=r"exact_w1\(a=...\) is renamed weights_x"):
+        old = exact_w1(x, x + 1.0, a=w)
+    assert old == pytest.approx(exact_w1(x, x + 1.0, weights_x=w), rel=1e-12)
+    with pytest.raises(TypeError, match="pass weights_y only"):
+        exact_w1(x, x, weights_y=w, b=w)

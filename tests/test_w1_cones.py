@@ -134,8 +134,9 @@ def test_cone_centers_come_from_each_folds_training_part():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(300, 2)), rng.normal(size=(280, 2)) + 1.0
     est = lipot.W1Estimator(cones=40, folds=3)
+    est._validate()
     sx, sy, _ = est._sources(x, y, None, None)
-    plan = lipot.wasserstein.FoldPlan(3, est.fractions)
+    plan = lipot.wasserstein.FoldPlan(3, est._fractions)
     for i, s in enumerate((sx, sy)):
         s.assign(plan, np.random.default_rng(0), i)
     critics = est._fold_networks("cone", sx, sy, plan, [1.5, 1.5, 1.5], n_train=100)
@@ -176,9 +177,9 @@ def test_estimator_proposes_cones_for_2d_data_only():
     three = lipot.W1Estimator(epochs=2, folds=2).fit(np.c_[x, x[:, :1]], np.c_[y, y[:, :1]]).result_
     assert "cone" not in {h["candidate"] for h in three.history}
     with pytest.raises(ValueError, match="cones must be an integer >= 1"):
-        lipot.W1Estimator(cones=0)
+        lipot.W1Estimator(cones=0).fit(np.zeros((20, 2)), np.ones((20, 2)))
     with pytest.raises(ValueError, match="'cone'"):
-        lipot.W1Estimator(critic="cones")
+        lipot.W1Estimator(critic="cones").fit(np.zeros((20, 2)), np.ones((20, 2)))
 
 
 def test_streamed_2d_samples_get_cone_centers_from_the_stream():

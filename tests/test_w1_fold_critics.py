@@ -130,7 +130,7 @@ def test_large_offset_gives_the_centered_value():
 
 def test_bad_hidden_widths_are_refused():
     with pytest.raises(ValueError, match="hidden must be .*divisible by 4"):
-        lipot.W1Estimator(hidden=(6, 8))
+        lipot.W1Estimator(hidden=(6, 8)).fit(np.zeros((20, 2)), np.ones((20, 2)))
 
 
 def test_values_beyond_float32_are_refused():

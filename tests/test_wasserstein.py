@@ -3,6 +3,8 @@ a verified 1-Lipschitz critic, weights and input checks."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -81,7 +83,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="weights_x must be finite and >= 0"):
         lipot.estimate_w1(x, x, weights_x=-np.ones(20))
     with pytest.raises(ValueError, match="val_fraction"):
-        W1Estimator(val_fraction=1.5)
+        W1Estimator(val_fraction=1.5).fit(x, x)
     with pytest.raises(RuntimeError, match="fit"):
         W1Estimator().evaluate(x, x)
 
@@ -186,7 +188,7 @@ def test_bad_streams():
     with pytest.raises(ValueError, match="X is empty"):
         lipot.estimate_w1(_loader(x[:0]), _loader(x))
     with pytest.raises(ValueError, match="critic must be"):
-        W1Estimator("network")
+        W1Estimator("network").fit(np.zeros((20, 2)), np.ones((20, 2)))
 
 
 def test_stream_with_only_zero_weights_is_refused():
@@ -247,7 +249,7 @@ def test_exact_companion_brackets_the_estimate():
     assert W1Estimator(**settings).fit(x3, y3).result_.exact is None
     assert W1Estimator(exact=True, **settings).fit(x3, y3).result_.exact == pytest.approx(exact_w1(x3, y3))
     with pytest.raises(TypeError, match="exact must be None, True or False"):
-        W1Estimator(exact="yes")
+        W1Estimator(exact="yes").fit(np.zeros((20, 2)), np.ones((20, 2)))
 
 
 def _gaussian_sampler(shift, seed):
@@ -285,9 +287,31 @@ def test_iterator_sampler_and_its_errors():
     with pytest.raises(TypeError, match="both be samplers"):
         lipot.estimate_w1(batches(0.0, 1), np.zeros((50, 2)), draws=draws)
     with pytest.raises(ValueError, match=r"draws\[2\] \(heldout\) must be >= 1"):
-        W1Estimator(draws=(10, 10, 0))
+        W1Estimator(draws=(10, 10, 0)).fit(batches(0.0, 1), batches(1.0, 2))
     with pytest.raises(ValueError, match="NaN"):
         lipot.estimate_w1(lambda n: np.full((n, 2), np.nan), lambda n: np.zeros((n, 2)), draws=draws)
     est = W1Estimator(draws=draws, epochs=1, critic="linear").fit(batches(0.0, 1), batches(1.0, 2))
     with pytest.raises(TypeError, match="draw them from the samplers first"):
         est.evaluate(batches(0.0, 3), batches(1.0, 4))
+
+
+def test_the_estimator_follows_scikit_learns_conventions():
+    """Arguments stored as given and validated by fit; get_params / set_params; sklearn's clone
+    copies the settings and none of the fitted state."""
+    base = pytest.importorskip("sklearn.base")
+    est = W1Estimator("gnp", folds=2, seed=3, val_fraction=0.25, hidden=[8, 8], epochs=2)
+    params = est.get_params()
+    assert params["val_fraction"] == 0.25 and params["hidden"] == [8, 8] and params["critic"] == "gnp"
+    assert set(params) == set(inspect.signature(W1Estimator.__init__).parameters) - {"self"}
+    bad = W1Estimator(val_fraction=1.5)  # stored, refused by fit only
+    assert bad.val_fraction == 1.5
+    with pytest.raises(ValueError, match="val_fraction"):
+        bad.fit(np.zeros((20, 2)), np.ones((20, 2)))
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    est.fit(x, x + 1.0)
+    copy = base.clone(est)
+    assert copy.get_params() == est.get_params() and copy.result_ is None and copy.critic_ is None
+    assert est.set_params(seed=5, folds=3) is est and est.seed == 5 and est.folds == 3
+    with pytest.raises(ValueError, match="no parameter 'fold'"):
+        est.set_params(fold=3)
+    assert repr(W1Estimator("linear", seed=3)) == "W1Estimator(critic='linear', seed=3)"

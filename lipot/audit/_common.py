@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .. import _checks
 
 
-def _as_inputs(name: str, X) -> Tensor:
+def as_inputs(name: str, X) -> Tensor:
     x = torch.as_tensor(X)
     if not x.is_floating_point():
         x = x.float()
@@ -22,15 +22,15 @@ def _as_inputs(name: str, X) -> Tensor:
     return x
 
 
-def _norms(t: Tensor) -> Tensor:
+def sample_norms(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1).norm(dim=1)
 
 
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
+def bcast(v: Tensor, like: Tensor) -> Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-class _Logits:
+class Logits:
     """The model as a map to ``(N, C >= 2)`` logits (one logit ``f`` becomes ``(0, f)``)."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -49,7 +49,7 @@ class _Logits:
         return z
 
 
-def _labels(fn: _Logits, x: Tensor, y, n: int | None = None) -> Tensor:
+def check_labels(fn: Logits, x: Tensor, y, n: int | None = None) -> Tensor:
     """Class indices: +-1 / {0, 1} for one logit, indices or one-hot for C logits. The model runs
     on ``x[:1]`` only (for its number of outputs); ``n``: the number of labels expected
     (default ``len(x)``)."""
@@ -69,12 +69,12 @@ def _labels(fn: _Logits, x: Tensor, y, n: int | None = None) -> Tensor:
     return _checks.class_indices("y", y, z.shape[1]).long()
 
 
-def _margin(z: Tensor, y: Tensor) -> Tensor:
+def logit_margin(z: Tensor, y: Tensor) -> Tensor:
     """``z_y - max_{j != y} z_j``: > 0 iff correctly classified (ties count as errors)."""
     other = z.masked_fill(nn.functional.one_hot(y, z.shape[1]).bool(), -math.inf).max(1).values
     return z.gather(1, y[:, None])[:, 0] - other
 
 
-def _misclassified(fn: _Logits, x: Tensor, y: Tensor) -> Tensor:
+def is_misclassified(fn: Logits, x: Tensor, y: Tensor) -> Tensor:
     with torch.no_grad():
         return fn(x).argmax(1) != y

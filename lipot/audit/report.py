@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .. import _checks
 from ..certify import certified_accuracy, lipschitz_bound
 from ..nn.base import evaluating
-from ._common import _Logits, _as_inputs, _labels
+from ._common import Logits, as_inputs, check_labels
 from .attacks import attack_radius
 from .lower_bound import lipschitz_lower_bound
 
@@ -92,16 +92,23 @@ def audit_certificates(model: nn.Module, X, y, lipschitz: float | None = None, *
     The verdict fails when any certificate is violated; when the verified bound (product of
     exact per-layer operator norms) exceeds the bound the certificates assumed (the norm audit:
     attacks alone miss small errors); or when the empirical lower bound exceeds it.
+
+    Example:
+        >>> model = lipot.Sequential(lipot.SpectralLinear(4, 8), lipot.GroupSort2(), lipot.SpectralLinear(8, 3))
+        >>> x, y = torch.randn(20, 4), torch.randint(0, 3, (20,))
+        >>> report = lipot.audit_certificates(model, x, y, attack={"steps": 20})
+        >>> report.violations, report.verdict                 # no attack beats a certificate
+        (0, 'ok')
     """
 
-    x = _as_inputs("X", X)
+    x = as_inputs("X", X)
     y = torch.as_tensor(y)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: {y.shape[0]} labels for {x.shape[0]} inputs")
     _checks.fraction("rtol", rtol, high_open=True)
     param = next(iter(model.parameters()), None)
     with evaluating(model):  # the labels against the model's outputs, named as this function's y
-        _labels(_Logits(model), x[:1].to(device or (param.device if param is not None else x.device)), y,
+        check_labels(Logits(model), x[:1].to(device or (param.device if param is not None else x.device)), y,
                 x.shape[0])
     cert = certified_accuracy(model, (x, y), [0.0], lipschitz=lipschitz, per_pair=per_pair, device=device)
     verified, verified_note = None, ""

@@ -21,7 +21,7 @@ _REDUCTIONS = ("mean", "sum", "none", "auto")
 # ----------------------------------------------------------------------------- checks
 
 
-def _checking() -> bool:
+def checks_enabled() -> bool:
     """Data-dependent label checks need a host sync; they are skipped under torch.compile."""
     return not is_compiling()
 
@@ -33,7 +33,7 @@ def check_reduction(reduction: str) -> str:
     return "mean" if reduction == "auto" else reduction
 
 
-def _reduce(values: Tensor, reduction: str) -> Tensor:
+def reduce_loss(values: Tensor, reduction: str) -> Tensor:
     """Mean / sum / none over the batch. Inside :func:`lipot.distributed.global_batch` a rank
     returns its share scaled so that the average over the ranks is the global-batch mean (sum)."""
     reduction = check_reduction(reduction)
@@ -60,21 +60,21 @@ def check_alpha(alpha: float) -> float:
         raise ValueError(f"alpha must be in [0, 1], got {alpha:g}{hint}") from None
 
 
-def _check_input(input: Tensor) -> None:
+def check_input(input: Tensor) -> None:
     if not isinstance(input, Tensor) or not input.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got {type(input).__name__}")
     if input.dim() == 0 or input.shape[0] == 0:
         raise ValueError(f"input must hold a non-empty batch, got shape {tuple(input.shape)}")
-    if _checking() and not bool(torch.isfinite(input).all()):
+    if checks_enabled() and not bool(torch.isfinite(input).all()):
         raise ValueError("input contains NaN or Inf (check the model and the learning rate)")
 
 
-def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
+def binary_sign(input: Tensor, target: Tensor) -> Tensor:
     """Target as +-1 in ``input``'s dtype and shape; checks shape and values.
 
     ``(N,)`` or ``(N, 1)`` inputs take a target with as many entries; a multilabel ``(N, C)``
     input takes a target of the same shape (each column its own binary problem)."""
-    _check_input(input)
+    check_input(input)
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a tensor, got {type(target).__name__}")
     multilabel = input.dim() == 2 and input.shape[1] > 1
@@ -92,14 +92,14 @@ def _binary_sign(input: Tensor, target: Tensor) -> Tensor:
             f"{tuple(target.shape)} (for class indices use the *_multiclass losses)"
         )
     target = target.reshape(input.shape)
-    if _checking():
+    if checks_enabled():
         _checks.binary_labels("target labels", target)
     return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
 
 
-def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
+def multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
     """Target as a +-1 one-hot matrix of ``input``'s shape; accepts class indices."""
-    _check_input(input)
+    check_input(input)
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a tensor, got {type(target).__name__}")
     if input.dim() != 2:
@@ -110,7 +110,7 @@ def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
     if target.dim() == 1 and not target.is_floating_point():
         if target.shape[0] != n:
             raise ValueError(f"target has {target.shape[0]} labels for a batch of {n}")
-        if _checking():
+        if checks_enabled():
             _checks.class_indices("target", target, c)
         target = F.one_hot(target, c)
     elif tuple(target.shape) != (n, c):
@@ -118,13 +118,13 @@ def _multiclass_sign(input: Tensor, target: Tensor) -> Tensor:
             f"target must be one-hot of shape {(n, c)} or class indices of shape ({n},), "
             f"got {tuple(target.shape)}"
         )
-    elif _checking():
+    elif checks_enabled():
         _checks.binary_labels("one-hot target values", target)
     return torch.where(target > 0, 1.0, -1.0).to(input.dtype)
 
 
-def _true_class_mask(sign: Tensor) -> Tensor:
-    if _checking() and not bool(((sign > 0).sum(-1) == 1).all()):
+def true_class_mask(sign: Tensor) -> Tensor:
+    if checks_enabled() and not bool(((sign > 0).sum(-1) == 1).all()):
         raise ValueError("this loss needs exactly one positive class per sample in target")
     return sign > 0
 

@@ -15,12 +15,12 @@ from .. import _checks
 from .. import distributed as _dist
 from .._checks import positive_float
 from ._common import (
-    _binary_sign,
-    _check_input,
-    _checking,
-    _multiclass_sign,
-    _reduce,
-    _true_class_mask,
+    binary_sign,
+    check_input,
+    checks_enabled,
+    multiclass_sign,
+    reduce_loss,
+    true_class_mask,
     check_alpha,
     check_reduction,
     with_multi_gpu,
@@ -57,7 +57,7 @@ def _kr_weights(sign: Tensor) -> Tensor:
     n, n_pos = counts[0], counts[1:]
     n_neg = n - n_pos
     valid = (n_pos > 0) & (n_neg > 0)
-    if _checking() and not bool(valid.any()):
+    if checks_enabled() and not bool(valid.any()):
         raise ValueError(
             "the KR term needs both classes in the batch (positive and negative labels); use "
             "larger or shuffled batches (and drop_last=True)"
@@ -100,7 +100,7 @@ def kr_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     (as deel-torchlip; a column whose batch lacks one of the two labels is left out). For a 1-Lipschitz ``f``
     its expectation is a lower bound on :math:`W_1(P, N)` (Kantorovich-Rubinstein duality).
     """
-    return _reduce(_kr_per_sample(input, _binary_sign(input, target)), reduction)
+    return reduce_loss(_kr_per_sample(input, binary_sign(input, target)), reduction)
 
 
 @with_multi_gpu
@@ -119,8 +119,8 @@ def hinge_margin_loss(
     r"""Binary hinge :math:`\max(0, m/2 - y f(x))` (minimize): pushes the two classes at least
     ``min_margin`` apart (each at distance :math:`m/2` of the boundary), deel-torchlip's form.
     A multilabel ``(N, C)`` input with an ``(N, C)`` target averages the columns' hinges."""
-    sign = _binary_sign(input, target)
-    return _reduce(_hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1), reduction)
+    sign = binary_sign(input, target)
+    return reduce_loss(_hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1), reduction)
 
 
 @with_multi_gpu
@@ -131,10 +131,10 @@ def hkr_loss(
     :math:`0\le\alpha\le1`. See the module docstring for the conventions; multilabel
     ``(N, C)`` inputs as :func:`kr_loss` and :func:`hinge_margin_loss`."""
     alpha = check_alpha(alpha)
-    sign = _binary_sign(input, target)
+    sign = binary_sign(input, target)
     hinge = _hinge(input, sign, min_margin).reshape(input.shape[0], -1).mean(-1)
     kr = _kr_per_sample(input, sign)
-    return _reduce(alpha * hinge - (1.0 - alpha) * kr, reduction)
+    return reduce_loss(alpha * hinge - (1.0 - alpha) * kr, reduction)
 
 
 @with_multi_gpu
@@ -142,8 +142,8 @@ def kr_multiclass_loss(input: Tensor, target: Tensor, reduction: str = "mean") -
     r"""Average over classes of the one-vs-rest KR estimates (to **maximize**):
     :math:`\frac1C\sum_c \mathrm{mean}_{y=c} f_c - \mathrm{mean}_{y\ne c} f_c`. A class missing
     from the batch (or present in every sample) is left out of the average."""
-    sign = _multiclass_sign(input, target)
-    return _reduce((_kr_weights(sign) * input).sum(-1), reduction)
+    sign = multiclass_sign(input, target)
+    return reduce_loss((_kr_weights(sign) * input).sum(-1), reduction)
 
 
 def _hinge_multiclass(input: Tensor, sign: Tensor, min_margin: float) -> Tensor:
@@ -157,8 +157,8 @@ def hinge_multiclass_loss(
 ) -> Tensor:
     r"""One-vs-rest hinge: :math:`\frac1C\big[(C-1)\max(0, m/2 - f_y) + \sum_{j\ne y}
     \max(0, m/2 + f_j)\big]` (minimize)."""
-    sign = _multiclass_sign(input, target)
-    return _reduce(_hinge_multiclass(input, sign, min_margin), reduction)
+    sign = multiclass_sign(input, target)
+    return reduce_loss(_hinge_multiclass(input, sign, min_margin), reduction)
 
 
 @with_multi_gpu
@@ -167,10 +167,10 @@ def hkr_multiclass_loss(
 ) -> Tensor:
     r"""Multiclass HKR :math:`\alpha\,\mathrm{hinge} - (1-\alpha)\,\mathrm{KR}` (minimize)."""
     alpha = check_alpha(alpha)
-    sign = _multiclass_sign(input, target)
+    sign = multiclass_sign(input, target)
     hinge = _hinge_multiclass(input, sign, min_margin)
     kr = (_kr_weights(sign) * input).sum(-1)
-    return _reduce(alpha * hinge - (1.0 - alpha) * kr, reduction)
+    return reduce_loss(alpha * hinge - (1.0 - alpha) * kr, reduction)
 
 
 # ----------------------------------------------------------------------------- soft / lse HKR
@@ -191,11 +191,11 @@ def soft_hkr_multiclass_loss(
         \qquad \sigma_y = 1,\ \sigma_{j\ne y} = -1,
 
     so the hinge and KR terms focus on the closest wrong classes. ``temperature`` is the
-    :math:`\tau` actually used (:class:`SoftHKRMulticlassLoss` adapts it); it gets no gradient.
+    :math:`\tau` actually used (:class:`lipot.SoftHKRMulticlassLoss` adapts it); it gets no gradient.
     """
     alpha = check_alpha(alpha)
-    sign = _multiclass_sign(input, target)
-    true = _true_class_mask(sign)
+    sign = multiclass_sign(input, target)
+    true = true_class_mask(sign)
     if not isinstance(temperature, Tensor):
         temperature = positive_float("temperature", temperature)
     tau = torch.as_tensor(temperature, dtype=input.dtype, device=input.device).detach()
@@ -203,7 +203,7 @@ def soft_hkr_multiclass_loss(
     weights = torch.where(true, 1.0, torch.softmax(others, dim=-1)).detach()
     signed = sign * input
     per_class = (1.0 - alpha) * (-signed) + alpha * _hinge(signed, 1.0, min_margin)
-    return _reduce((weights * per_class).sum(-1), reduction)
+    return reduce_loss((weights * per_class).sum(-1), reduction)
 
 
 def lse_hkr_multiclass_loss(
@@ -225,8 +225,8 @@ def lse_hkr_multiclass_loss(
     Needs at least 3 classes (use :func:`hkr_loss` for two).
     """
     alpha = check_alpha(alpha)
-    sign = _multiclass_sign(input, target)
-    true = _true_class_mask(sign)
+    sign = multiclass_sign(input, target)
+    true = true_class_mask(sign)
     c = input.shape[-1]
     if c < 3:
         raise ValueError(f"lse_hkr_multiclass_loss needs >= 3 classes, got {c}; use hkr_loss")
@@ -236,7 +236,7 @@ def lse_hkr_multiclass_loss(
     pos = (z * true).sum(-1)
     lse_neg = torch.logsumexp(torch.where(true, -math.inf, t * z), dim=-1) / t
     hinge = F.relu(0.5 * min_margin - pos) + F.relu(0.5 * min_margin + lse_neg)
-    return _reduce((1.0 - alpha) * (lse_neg - pos) + alpha * hinge, reduction)
+    return reduce_loss((1.0 - alpha) * (lse_neg - pos) + alpha * hinge, reduction)
 
 
 # ----------------------------------------------------------------------------- others
@@ -248,7 +248,7 @@ def tau_cross_entropy_loss(
     r""":math:`\mathrm{CE}(\tau f, y)/\tau`: cross-entropy at temperature :math:`1/\tau` for
     networks with a small logit range (Béthune et al., arXiv:2104.05097). ``target``: class
     indices or class probabilities of ``input``'s shape."""
-    _check_input(input)
+    check_input(input)
     tau = positive_float("tau", tau)
     if target.shape == input.shape:
         target = target.to(input.dtype)
@@ -257,11 +257,11 @@ def tau_cross_entropy_loss(
                          f"{tuple(input.shape)} for input (N, C) {tuple(input.shape)}, got {tuple(target.shape)}")
     else:
         target = _checks.integral_indices("target", target)
-        target = _checks.class_indices("target", target, input.shape[1]) if _checking() else target
+        target = _checks.class_indices("target", target, input.shape[1]) if checks_enabled() else target
     reduction = check_reduction(reduction)
     if _dist.active():
         _no_class_weight(kwargs)
-        return _reduce(F.cross_entropy(input * tau, target, reduction="none", **kwargs) / tau, reduction)
+        return reduce_loss(F.cross_entropy(input * tau, target, reduction="none", **kwargs) / tau, reduction)
     return F.cross_entropy(input * tau, target, reduction=reduction, **kwargs) / tau
 
 
@@ -275,12 +275,12 @@ def tau_bce_with_logits_loss(
     input: Tensor, target: Tensor, tau: float, reduction: str = "mean", **kwargs
 ) -> Tensor:
     r""":math:`\mathrm{BCE}(\tau f, [y > 0])/\tau` for binary labels +-1 or {0, 1}."""
-    sign = _binary_sign(input, target)
+    sign = binary_sign(input, target)
     tau = positive_float("tau", tau)
     reduction = check_reduction(reduction)
     if _dist.active():
         _no_class_weight(kwargs)
-        return _reduce(F.binary_cross_entropy_with_logits(
+        return reduce_loss(F.binary_cross_entropy_with_logits(
             input * tau, (sign > 0).to(input.dtype), reduction="none", **kwargs) / tau, reduction)
     return F.binary_cross_entropy_with_logits(
         input * tau, (sign > 0).to(input.dtype), reduction=reduction, **kwargs
@@ -291,8 +291,8 @@ def categorical_hinge_loss(
     input: Tensor, target: Tensor, min_margin: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
     r""":math:`\max(0, m - (f_y - \max_{j\ne y} f_j))` (minimize)."""
-    sign = _multiclass_sign(input, target)
-    true = _true_class_mask(sign)
+    sign = multiclass_sign(input, target)
+    true = true_class_mask(sign)
     pos = (input * true).sum(-1)
     neg = torch.where(true, -math.inf, input).amax(-1)
-    return _reduce(F.relu(positive_float("min_margin", min_margin) - (pos - neg)), reduction)
+    return reduce_loss(F.relu(positive_float("min_margin", min_margin) - (pos - neg)), reduction)

@@ -52,7 +52,7 @@ from torch.nn import functional as F
 
 from .. import _checks
 from .._checks import positive_float
-from ._common import _multiclass_sign, _reduce, _true_class_mask, check_reduction
+from ._common import multiclass_sign, reduce_loss, true_class_mask, check_reduction
 
 __all__ = [
     "pairwise_lipschitz",
@@ -94,9 +94,9 @@ def _class_indices(input: Tensor, target: Tensor) -> Tensor:
     if isinstance(target, Tensor) and target.dim() == 1:
         target = _checks.integral_indices("target", target)
     if isinstance(target, Tensor) and target.dim() == 1 and not target.is_floating_point():
-        _multiclass_sign(input, target)
+        multiclass_sign(input, target)
         return target
-    return _true_class_mask(_multiclass_sign(input, target)).to(torch.int64).argmax(-1)
+    return true_class_mask(multiclass_sign(input, target)).to(torch.int64).argmax(-1)
 
 
 def _pair_matrix(input: Tensor, pair_lipschitz: Tensor | None) -> Tensor:
@@ -156,7 +156,7 @@ def offset_cross_entropy_loss(input: Tensor, target: Tensor, offset: float = mat
     u = _non_negative("offset", offset)
     t = positive_float("temperature", temperature)
     shifted = (input - u * F.one_hot(y, input.shape[1]).to(input.dtype)) / t
-    return _reduce(t * F.cross_entropy(shifted, y, reduction="none"), check_reduction(reduction))
+    return reduce_loss(t * F.cross_entropy(shifted, y, reduction="none"), check_reduction(reduction))
 
 
 def margin_cross_entropy_loss(input: Tensor, target: Tensor, eps: float, pair_lipschitz: Tensor | None = None,
@@ -165,7 +165,7 @@ def margin_cross_entropy_loss(input: Tensor, target: Tensor, eps: float, pair_li
     (Tsuzuku et al., arXiv:1802.04034)."""
     worst, y = _worst_logits(input, target, _check_eps(eps), pair_lipschitz)
     t = positive_float("temperature", temperature)
-    return _reduce(t * F.cross_entropy(worst / t, y, reduction="none"), check_reduction(reduction))
+    return reduce_loss(t * F.cross_entropy(worst / t, y, reduction="none"), check_reduction(reduction))
 
 
 def _bot_logit(input: Tensor, eps: float, k: Tensor) -> Tensor:
@@ -185,7 +185,7 @@ def gloro_trades_loss(input: Tensor, target: Tensor, eps: float, pair_lipschitz:
     lam = _non_negative("lam", lam)
     bot = _bot_logit(input, eps, _pair_matrix(input, pair_lipschitz))
     kl = F.softplus(bot - torch.logsumexp(input, 1))
-    return _reduce(F.cross_entropy(input, y, reduction="none") + lam * kl, check_reduction(reduction))
+    return reduce_loss(F.cross_entropy(input, y, reduction="none") + lam * kl, check_reduction(reduction))
 
 
 def _emma_logits(input: Tensor, target: Tensor, eps: float, pair_lipschitz: Tensor | None,
@@ -206,7 +206,7 @@ def emma_loss(input: Tensor, target: Tensor, eps: float, pair_lipschitz: Tensor 
     :math:`\varepsilon_j = \varepsilon\,\mathrm{clip}((z_y - z_j)/(\varepsilon K_{yj}),`
     ``min_fraction``:math:`, 1)` (Hu et al., arXiv:2301.12549)."""
     worst, y = _emma_logits(input, target, eps, pair_lipschitz, min_fraction)
-    return _reduce(F.cross_entropy(worst, y, reduction="none"), check_reduction(reduction))
+    return reduce_loss(F.cross_entropy(worst, y, reduction="none"), check_reduction(reduction))
 
 
 def logit_annealing_loss(input: Tensor, target: Tensor, eps: float, pair_lipschitz: Tensor | None = None,
@@ -221,23 +221,28 @@ def logit_annealing_loss(input: Tensor, target: Tensor, eps: float, pair_lipschi
     per_sample = offset_cross_entropy_loss(worst, y, offset, temperature, reduction="none")
     t = float(temperature)
     ce = per_sample / t
-    return _reduce((1.0 - torch.exp(-ce)) ** gamma * per_sample, check_reduction(reduction))
+    return reduce_loss((1.0 - torch.exp(-ce)) ** gamma * per_sample, check_reduction(reduction))
 
 
 # ----------------------------------------------------------------------------- modules
 
 
-class _PairLoss(nn.Module):
-    """Common part of the per-pair loss modules: ``eps``, the head and the body bound.
-
-    Args:
-        eps: training radius (may be changed between steps, e.g. by a radius ramp).
+_PAIR_ARGS = r"""        eps: training radius :math:`\varepsilon` (may change between steps, e.g. by a radius ramp).
         head: the classifier's last linear layer (a module with a ``(C, d)`` ``weight``, read at
-            every call), or ``None`` when the whole logit map is ``body_lipschitz``-Lipschitz.
-        body_lipschitz: a verified bound :math:`L` of the network before ``head`` (1 for
-            lipot's 1-Lipschitz bodies; see :func:`lipot.certify.lipschitz_bound`).
-        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
-    """
+            every call, so :math:`K_{ij} = L\lVert w_i - w_j\rVert` follows training), or ``None``
+            when the whole logit map is ``body_lipschitz``-Lipschitz (:math:`K_{ij} = \sqrt2 L`).
+        body_lipschitz: a verified bound :math:`L` of the network before ``head`` (1 for lipot's
+            1-Lipschitz bodies; see :func:`lipot.lipschitz_bound`).
+"""
+_PAIR_EXAMPLE = """        >>> body = lipot.SpectralLinear(4, 8)                  # 1-Lipschitz body
+        >>> head = lipot.SpectralLinear(8, 3, eps_bjorck=None)  # the last layer, read by the loss
+        >>> x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+"""
+
+
+class _PairLoss(nn.Module):
+    """Common part of the per-pair loss modules: ``eps``, the head and the body bound (their
+    arguments are documented on each module)."""
 
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  reduction: str = "mean") -> None:
@@ -265,7 +270,21 @@ class _PairLoss(nn.Module):
 
 
 class OffsetCrossEntropyLoss(nn.Module):
-    """Module form of :func:`offset_cross_entropy_loss`."""
+    r"""Module form of :func:`lipot.functional.offset_cross_entropy_loss`:
+    :math:`T\,\mathrm{CE}((z - u\,e_y)/T, y)`, the cross-entropy of AOL (Prach & Lampert,
+    arXiv:2208.03160): the true logit must beat the others by about the offset :math:`u`.
+
+    Args:
+        offset: the offset :math:`u \ge 0`.
+        temperature: the temperature :math:`T > 0`.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [0.0, 1.0]])
+        >>> loss = lipot.OffsetCrossEntropyLoss(offset=1.0, temperature=0.25)
+        >>> loss(logits, torch.tensor([0, 1]))   # sample 1: margin 3 > 1; sample 2: margin 1 = u
+        tensor(0.0867)
+    """
 
     def __init__(self, offset: float = math.sqrt(2.0), temperature: float = 0.25, reduction: str = "mean") -> None:
         super().__init__()
@@ -278,8 +297,27 @@ class OffsetCrossEntropyLoss(nn.Module):
 
 
 class MarginCrossEntropyLoss(_PairLoss):
-    """Module form of :func:`margin_cross_entropy_loss` (arguments: :class:`_PairLoss`, plus
-    ``temperature``)."""
+    __doc__ = (
+        r"""Module form of :func:`lipot.functional.margin_cross_entropy_loss`: Lipschitz-margin
+    training, :math:`T\,\mathrm{CE}((z + \varepsilon K_{y\cdot})/T, y)`, the cross-entropy of the
+    worst-case logits inside the ball of radius :math:`\varepsilon` (Tsuzuku et al.,
+    arXiv:1802.04034).
+
+    Args:
+"""
+        + _PAIR_ARGS
+        + r"""        temperature: the temperature :math:`T > 0`.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+"""
+        + _PAIR_EXAMPLE
+        + r"""        >>> loss = lipot.MarginCrossEntropyLoss(eps=0.5, head=head)
+        >>> loss(head(body(x)), y).backward()                  # trains the certificate itself
+        >>> all(p.grad is not None for p in head.parameters())
+        True
+    """
+    )
 
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  temperature: float = 1.0, reduction: str = "mean") -> None:
@@ -291,7 +329,26 @@ class MarginCrossEntropyLoss(_PairLoss):
 
 
 class GloroTradesLoss(_PairLoss):
-    """Module form of :func:`gloro_trades_loss` (arguments: :class:`_PairLoss`, plus ``lam``)."""
+    __doc__ = (
+        r"""Module form of :func:`lipot.functional.gloro_trades_loss`: GloRo's TRADES loss
+    :math:`\mathrm{CE}(z, y) + \lambda\,\mathrm{softplus}(z_\bot - \mathrm{LSE}(z))` with the
+    :math:`\bot` logit :math:`z_\bot = \max_{i\ne j}(z_i + \varepsilon K_{ji})`, :math:`j = \arg\max z`
+    (Leino et al., arXiv:2102.08452).
+
+    Args:
+"""
+        + _PAIR_ARGS
+        + r"""        lam: the weight :math:`\lambda \ge 0` of the KL term (GloRo uses 1.2 to 3 on MNIST).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+"""
+        + _PAIR_EXAMPLE
+        + r"""        >>> loss = lipot.GloroTradesLoss(eps=0.5, head=head, lam=1.5)
+        >>> bool(loss(head(body(x)), y) > torch.nn.functional.cross_entropy(head(body(x)), y))
+        True
+    """
+    )
 
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  lam: float = 1.5, reduction: str = "mean") -> None:
@@ -303,7 +360,28 @@ class GloroTradesLoss(_PairLoss):
 
 
 class EMMALoss(_PairLoss):
-    """Module form of :func:`emma_loss` (arguments: :class:`_PairLoss`, plus ``min_fraction``)."""
+    __doc__ = (
+        r"""Module form of :func:`lipot.functional.emma_loss`: the Lipschitz-margin logits with a
+    per-class adaptive radius :math:`\varepsilon_j = \varepsilon\,\mathrm{clip}((z_y - z_j)/
+    (\varepsilon K_{yj}), \rho, 1)` (no gradient through it), so that a sample is pushed only as
+    far as its current margin allows (Hu et al., LiResNet, arXiv:2301.12549). lipot's
+    ``emma`` recipe trains with it.
+
+    Args:
+"""
+        + _PAIR_ARGS
+        + r"""        min_fraction: the smallest fraction :math:`\rho \in (0, 1]` of the radius used.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+"""
+        + _PAIR_EXAMPLE
+        + r"""        >>> loss = lipot.EMMALoss(eps=1.58, head=head)
+        >>> loss.eps = 0.5                                    # a radius ramp changes it between steps
+        >>> loss(head(body(x)), y).shape
+        torch.Size([])
+    """
+    )
 
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  min_fraction: float = 0.01, reduction: str = "mean") -> None:
@@ -315,8 +393,29 @@ class EMMALoss(_PairLoss):
 
 
 class LogitAnnealingLoss(_PairLoss):
-    """Module form of :func:`logit_annealing_loss` (arguments: :class:`_PairLoss`, plus
-    ``offset``, ``temperature``, ``gamma``, ``min_fraction``)."""
+    __doc__ = (
+        r"""Module form of :func:`lipot.functional.logit_annealing_loss`: Logit Annealing on the
+    EMMA logits :math:`\tilde z`, :math:`T\,(1 - p_y)^\gamma\,\mathrm{CE}((\tilde z - u\,e_y)/T, y)`
+    with :math:`p_y = \exp(-\mathrm{CE}(\dots))` (Lai et al., BRONet, arXiv:2505.15174): well
+    classified samples stop pulling the margin.
+
+    Args:
+"""
+        + _PAIR_ARGS
+        + r"""        offset: the offset :math:`u \ge 0`.
+        temperature: the temperature :math:`T > 0`.
+        gamma: the annealing exponent :math:`\gamma \ge 0`.
+        min_fraction: the smallest fraction of the radius (as :class:`EMMALoss`).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+"""
+        + _PAIR_EXAMPLE
+        + r"""        >>> loss = lipot.LogitAnnealingLoss(eps=0.5, head=head)
+        >>> bool(loss(head(body(x)), y) >= 0)
+        True
+    """
+    )
 
     def __init__(self, eps: float, head: nn.Module | None = None, body_lipschitz: float = 1.0,
                  offset: float = 2.0, temperature: float = 0.75, gamma: float = 5.0,

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .. import _checks
 from .. import distributed as _dist
 from .._checks import positive_float
-from ._common import _check_input, check_alpha, check_multi_gpu, check_reduction, global_batch_if
+from ._common import check_input, check_alpha, check_multi_gpu, check_reduction, global_batch_if
 from .hkr import (
     categorical_hinge_loss,
     hinge_margin_loss,
@@ -68,11 +68,23 @@ def _no_true_values(true_values) -> None:
 
 
 class KRLoss(_Loss):
-    """Module form of :func:`kr_loss`: the KR *estimate*, to maximize (a metric).
+    r"""Module form of :func:`lipot.functional.kr_loss`: the KR *estimate*
+    :math:`\mathbb{E}_{y>0} f - \mathbb{E}_{y\le 0} f`, a value to **maximize** (a metric).
 
     Warns once if its output requires a gradient: minimizing it trains the critic the wrong
-    way; minimize :class:`NegKRLoss` or :class:`HKRLoss` instead. ``warn=False`` silences it
-    (e.g. when you maximize it yourself).
+    way; minimize :class:`NegKRLoss` or :class:`HKRLoss` instead.
+
+    Args:
+        multi_gpu: batch statistics over the union of the ranks' batches (DDP; as deel-torchlip).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+        true_values: not supported (deel-torchlip deprecated it): labels > 0 are the positive class.
+        warn: ``False`` silences the warning (e.g. when you maximize it yourself).
+
+    Example:
+        >>> f = torch.tensor([2.0, 1.0, -1.0, 0.0])        # critic values
+        >>> y = torch.tensor([1, 1, -1, -1])               # labels +-1 (or 0/1)
+        >>> lipot.KRLoss()(f, y)                           # mean(2, 1) - mean(-1, 0)
+        tensor(2.)
     """
 
     def __init__(self, multi_gpu: bool = False, reduction: str = "mean", true_values=None,
@@ -96,7 +108,19 @@ class KRLoss(_Loss):
 
 
 class NegKRLoss(_Loss):
-    """Module form of :func:`neg_kr_loss` (minimize)."""
+    r"""Module form of :func:`lipot.functional.neg_kr_loss`: minus the KR estimate, to
+    **minimize** when training a critic on the KR term alone.
+
+    Args:
+        multi_gpu: batch statistics over the union of the ranks' batches (DDP; as deel-torchlip).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+        true_values: not supported (deel-torchlip deprecated it): labels > 0 are the positive class.
+
+    Example:
+        >>> f = torch.tensor([2.0, 1.0, -1.0, 0.0])
+        >>> lipot.NegKRLoss()(f, torch.tensor([1, 1, -1, -1]))
+        tensor(-2.)
+    """
 
     def __init__(self, multi_gpu: bool = False, reduction: str = "mean", true_values=None) -> None:
         super().__init__(reduction, multi_gpu)
@@ -108,7 +132,18 @@ class NegKRLoss(_Loss):
 
 
 class HingeMarginLoss(_Loss):
-    """Module form of :func:`hinge_margin_loss`."""
+    r"""Module form of :func:`lipot.functional.hinge_margin_loss`: the binary hinge
+    :math:`\max(0, m/2 - y f(x))` (minimize).
+
+    Args:
+        min_margin: the margin :math:`m` between the classes (each at :math:`m/2` of the boundary).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> f = torch.tensor([2.0, 0.25, -1.0])
+        >>> lipot.HingeMarginLoss(min_margin=1.0, reduction="none")(f, torch.tensor([1, 1, -1]))
+        tensor([0.0000, 0.2500, 0.0000])
+    """
 
     def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
@@ -119,7 +154,23 @@ class HingeMarginLoss(_Loss):
 
 
 class HKRLoss(_Loss):
-    """Module form of :func:`hkr_loss` (minimize; increases the KR term)."""
+    r"""Module form of :func:`lipot.functional.hkr_loss`: the binary hinge-KR loss
+    :math:`\alpha\,\mathrm{hinge}_m - (1-\alpha)\,\mathrm{KR}` (minimize; it increases the KR
+    term).
+
+    Args:
+        alpha: hinge weight in [0, 1] (deel-torchlip's ``alpha``; 0: pure KR, 1: pure hinge).
+        min_margin: the hinge margin :math:`m`.
+        multi_gpu: batch statistics over the union of the ranks' batches (DDP; as deel-torchlip).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+        true_values: not supported (deel-torchlip deprecated it): labels > 0 are the positive class.
+
+    Example:
+        >>> f = torch.tensor([2.0, 0.25, -1.0, 0.0])
+        >>> y = torch.tensor([1, 1, -1, -1])
+        >>> lipot.HKRLoss(alpha=0.5, min_margin=1.0)(f, y)    # 0.5 * mean hinge - 0.5 * KR
+        tensor(-0.7188)
+    """
 
     def __init__(self, alpha: float, min_margin: float = 1.0, multi_gpu: bool = False,
                  reduction: str = "mean", true_values=None) -> None:
@@ -134,7 +185,18 @@ class HKRLoss(_Loss):
 
 
 class KRMulticlassLoss(_Loss):
-    """Module form of :func:`kr_multiclass_loss` (the estimate: maximize; a metric)."""
+    r"""Module form of :func:`lipot.functional.kr_multiclass_loss`: the mean over classes of
+    the one-vs-rest KR estimates (to **maximize**; a metric).
+
+    Args:
+        multi_gpu: batch statistics over the union of the ranks' batches (DDP).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+        >>> lipot.KRMulticlassLoss()(logits, torch.tensor([0, 1]))
+        tensor(1.5000)
+    """
 
     def __init__(self, multi_gpu: bool = False, reduction: str = "mean") -> None:
         super().__init__(reduction, multi_gpu)
@@ -145,7 +207,19 @@ class KRMulticlassLoss(_Loss):
 
 
 class HingeMulticlassLoss(_Loss):
-    """Module form of :func:`hinge_multiclass_loss`."""
+    r"""Module form of :func:`lipot.functional.hinge_multiclass_loss`: one-vs-rest hinges
+    :math:`\max(0, m/2 - s_j f_j)`, :math:`s_j = \pm 1` for the true and the other classes
+    (minimize).
+
+    Args:
+        min_margin: the margin :math:`m`.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [0.0, 1.0]])
+        >>> lipot.HingeMulticlassLoss(min_margin=1.0, reduction="none")(logits, torch.tensor([0, 1]))
+        tensor([0.0000, 0.2500])
+    """
 
     def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
@@ -156,7 +230,21 @@ class HingeMulticlassLoss(_Loss):
 
 
 class HKRMulticlassLoss(_Loss):
-    """Module form of :func:`hkr_multiclass_loss` (minimize)."""
+    r"""Module form of :func:`lipot.functional.hkr_multiclass_loss`:
+    :math:`\alpha\,\mathrm{hinge}_m - (1-\alpha)\,\mathrm{KR}` over one-vs-rest classes
+    (minimize).
+
+    Args:
+        alpha: hinge weight in [0, 1].
+        min_margin: the hinge margin :math:`m`.
+        multi_gpu: batch statistics over the union of the ranks' batches (DDP).
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [0.0, 1.0]])
+        >>> lipot.HKRMulticlassLoss(alpha=0.9, min_margin=1.0)(logits, torch.tensor([0, 1]))
+        tensor(-0.0875)
+    """
 
     def __init__(self, alpha: float, min_margin: float = 1.0, multi_gpu: bool = False,
                  reduction: str = "mean") -> None:
@@ -170,7 +258,7 @@ class HKRMulticlassLoss(_Loss):
 
 
 class SoftHKRMulticlassLoss(_Loss):
-    r"""Soft HKR (:func:`soft_hkr_multiclass_loss`) with an adaptive temperature
+    r"""Soft HKR (:func:`lipot.functional.soft_hkr_multiclass_loss`) with an adaptive temperature
     :math:`\tau = \mathrm{clamp}(T\,m / \mathrm{clamp}(\mu, m, 2\cdot10^4), 0.005, 250)`, where
     :math:`\mu` is a running mean of :math:`|f|` (update
     :math:`\mu \leftarrow a\mu + (1-a)\,\mathrm{mean}|f|` in training mode only, clamped to
@@ -181,7 +269,15 @@ class SoftHKRMulticlassLoss(_Loss):
         min_margin: margin ``m``.
         alpha_mean: running-mean factor ``a`` in [0, 1).
         temperature: ``T``.
-        reduction: 'mean', 'sum' or 'none'.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> loss = lipot.SoftHKRMulticlassLoss(alpha=0.9, min_margin=1.0)
+        >>> logits = torch.tensor([[3.0, -1.0], [0.0, 1.0]])      # mean |f| = 1.25
+        >>> loss(logits, torch.tensor([0, 1])).shape
+        torch.Size([])
+        >>> round(float(loss.current_mean), 4)                   # 0.99 * 1 + 0.01 * 1.25
+        1.0025
     """
 
     def __init__(
@@ -215,14 +311,30 @@ class SoftHKRMulticlassLoss(_Loss):
         return (self.temperature * self.min_margin / mean).clamp(0.005, 250.0)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        _check_input(input)
+        check_input(input)
         return soft_hkr_multiclass_loss(
             input, target, self.alpha, self.min_margin, self._temperature(input), self.reduction
         )
 
 
 class LseHKRMulticlassLoss(_Loss):
-    """Module form of :func:`lse_hkr_multiclass_loss`."""
+    r"""Module form of :func:`lipot.functional.lse_hkr_multiclass_loss`: HKR on the true
+    logit against a log-sum-exp of the others (minimize).
+
+    Args:
+        alpha: hinge weight in [0, 1].
+        temperature: the logit scale :math:`\tau`.
+        penalty: how far above the largest other logit the log-sum-exp may be, in units of
+            :math:`m/2`.
+        min_margin: the hinge margin :math:`m`.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0, 0.0], [0.0, 1.0, -2.0]])
+        >>> loss = lipot.LseHKRMulticlassLoss(alpha=0.9, temperature=1.0, min_margin=1.0)
+        >>> loss(logits, torch.tensor([0, 1])).shape
+        torch.Size([])
+    """
 
     def __init__(
         self,
@@ -246,7 +358,21 @@ class LseHKRMulticlassLoss(_Loss):
 
 
 class TauCrossEntropyLoss(_Loss):
-    """Module form of :func:`tau_cross_entropy_loss`."""
+    r"""Module form of :func:`lipot.functional.tau_cross_entropy_loss`:
+    :math:`\mathrm{CE}(\tau f, y)/\tau`, the cross-entropy at temperature :math:`1/\tau` for
+    networks with a small logit range.
+
+    Args:
+        tau: the logit scale :math:`\tau > 0`.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+        **kwargs: passed to ``torch.nn.functional.cross_entropy`` (``weight``, ``label_smoothing``).
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [0.0, 1.0]])
+        >>> loss = lipot.TauCrossEntropyLoss(tau=10.0)
+        >>> bool(loss(logits, torch.tensor([0, 1])) < torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])))
+        True
+    """
 
     def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
         super().__init__(reduction)
@@ -258,7 +384,19 @@ class TauCrossEntropyLoss(_Loss):
 
 
 class TauBCEWithLogitsLoss(_Loss):
-    """Module form of :func:`tau_bce_with_logits_loss`."""
+    r"""Module form of :func:`lipot.functional.tau_bce_with_logits_loss`:
+    :math:`\mathrm{BCE}(\tau f, [y > 0])/\tau` for binary labels +-1 or {0, 1}.
+
+    Args:
+        tau: the logit scale :math:`\tau > 0`.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+        **kwargs: passed to ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    Example:
+        >>> f = torch.tensor([0.2, -0.1])
+        >>> lipot.TauBCEWithLogitsLoss(tau=1.0, reduction="none")(f, torch.tensor([1, -1]))
+        tensor([0.5981, 0.6444])
+    """
 
     def __init__(self, tau: float, reduction: str = "mean", **kwargs) -> None:
         super().__init__(reduction)
@@ -270,7 +408,18 @@ class TauBCEWithLogitsLoss(_Loss):
 
 
 class CategoricalHingeLoss(_Loss):
-    """Module form of :func:`categorical_hinge_loss`."""
+    r"""Module form of :func:`lipot.functional.categorical_hinge_loss`:
+    :math:`\max(0, m - (f_y - \max_{j\ne y} f_j))` (minimize).
+
+    Args:
+        min_margin: the margin :math:`m` between the true logit and the largest other one.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` over the batch.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [0.0, 0.5]])
+        >>> lipot.CategoricalHingeLoss(min_margin=1.0, reduction="none")(logits, torch.tensor([0, 1]))
+        tensor([0.0000, 0.5000])
+    """
 
     def __init__(self, min_margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)

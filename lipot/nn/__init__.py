@@ -1,10 +1,11 @@
 """Lipschitz layers with torch.nn names and signatures, plus ``k_coef_lip``.
 
-See the "which layers are safe" table in README.md.
+See the "which layers are safe" table of the documentation (``docs/layers.md``).
 """
 
+from .._migration import resolve as _resolve
 from .aol import AOLConv2d, AOLLinear
-from .activation import FullSort, GroupSort, GroupSort2, GroupSortNorm, HouseHolder, LipschitzPReLU, LPReLU, MaxMin
+from .activation import FullSort, GroupSort, GroupSort2, GroupSortNorm, HouseHolder, LPReLU, MaxMin
 from .base import LipschitzModule, nominal_lipschitz
 from .cones import ConeEnvelope, ConePotential
 from .containers import Sequential
@@ -15,7 +16,6 @@ from .normalization import BatchCentering, LayerCentering
 from .ortho_conv import OrthoConv2d, OrthoConvTranspose2d
 from .parametrization import LipschitzWeight
 from .pooling import (
-    ScaledAdaptativeL2NormPool2d,
     ScaledAdaptiveAvgPool2d,
     ScaledAdaptiveL2NormPool2d,
     ScaledAvgPool2d,
@@ -41,7 +41,6 @@ __all__ = [
     "ScaledAdaptiveAvgPool2d",
     "ScaledL2NormPool2d",
     "ScaledAdaptiveL2NormPool2d",
-    "ScaledAdaptativeL2NormPool2d",
     "InvertibleDownSampling",
     "InvertibleUpSampling",
     "GroupSort",
@@ -53,7 +52,6 @@ __all__ = [
     "ConePotential",
     "ConeEnvelope",
     "LPReLU",
-    "LipschitzPReLU",
     "LipResidual",
     "LayerCentering",
     "BatchCentering",
@@ -63,3 +61,7 @@ __all__ = [
     "LipschitzWeight",
     "nominal_lipschitz",
 ]
+
+
+def __getattr__(name: str):
+    return _resolve("lipot.nn", name, globals())

@@ -31,7 +31,7 @@ def _scaled(x: Tensor, k: float) -> Tensor:
 
 def _channel_dim(input: Tensor, dim: int) -> int:
     """``dim``, or 0 for a 1-D input with the default ``dim=1`` (one unbatched vector)."""
-    if not LF._tracing() and dim == 1 and input.dim() == 1:
+    if not LF.is_tracing() and dim == 1 and input.dim() == 1:
         return 0
     return dim
 
@@ -51,6 +51,10 @@ class GroupSort(_Activation):
 
     Shape: ``(N, C, *)`` -> same; ``(C,)`` -> same.
     Reference: Anil, Lucas & Grosse, arXiv:1811.05381.
+
+    Example:
+        >>> lipot.GroupSort(3)(torch.tensor([[3.0, 1.0, 2.0, 0.0, -1.0, 5.0]]))
+        tensor([[ 1.,  2.,  3., -1.,  0.,  5.]])
     """
 
     def __init__(self, group_size: int | None = None, k_coef_lip: float = 1.0, dim: int = 1) -> None:
@@ -66,14 +70,32 @@ class GroupSort(_Activation):
 
 
 class GroupSort2(GroupSort):
-    """GroupSort with groups of 2 (computed as min/max pairs)."""
+    """GroupSort with groups of 2 (computed as min/max pairs).
+
+    Args:
+        k_coef_lip: Lipschitz factor.
+        dim: the channel dimension.
+
+    Example:
+        >>> lipot.GroupSort2()(torch.tensor([[3.0, 1.0, -2.0, 0.0]]))
+        tensor([[ 1.,  3., -2.,  0.]])
+    """
 
     def __init__(self, k_coef_lip: float = 1.0, dim: int = 1) -> None:
         super().__init__(group_size=2, k_coef_lip=k_coef_lip, dim=dim)
 
 
 class FullSort(GroupSort):
-    """GroupSort over all channels."""
+    """GroupSort over all channels.
+
+    Args:
+        k_coef_lip: Lipschitz factor.
+        dim: the channel dimension.
+
+    Example:
+        >>> lipot.FullSort()(torch.tensor([[3.0, 1.0, -2.0, 0.0]]))
+        tensor([[-2.,  0.,  1.,  3.]])
+    """
 
     def __init__(self, k_coef_lip: float = 1.0, dim: int = 1) -> None:
         super().__init__(group_size=None, k_coef_lip=k_coef_lip, dim=dim)
@@ -87,6 +109,15 @@ class GroupSortNorm(_Activation):
     gradient-norm preserving; the norm half lets a dense network represent radial functions
     such as :math:`\lVert x - a\rVert`, which GroupSort alone approximates coarsely (the
     default critic of :func:`lipot.estimate_w1` uses it).
+
+    Args:
+        k_coef_lip: Lipschitz factor.
+        dim: the channel dimension.
+
+    Example:
+        >>> x = torch.tensor([[3.0, 1.0, 3.0, 4.0]])            # GroupSort2 on (3, 1), norm of (3, 4)
+        >>> lipot.GroupSortNorm()(x)
+        tensor([[1., 3., 5.]])
     """
 
     def __init__(self, k_coef_lip: float = 1.0, dim: int = 1) -> None:
@@ -109,6 +140,10 @@ class MaxMin(_Activation):
         dim: dimension to double (``None`` means 1, the channels, as deel-torchlip for batched
             inputs).
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> lipot.MaxMin()(torch.tensor([[3.0, -1.0]]))          # max(x, 0), then max(-x, 0)
+        tensor([[3., 0., 0., 1.]])
     """
 
     def __init__(self, dim: int | None = None, k_coef_lip: float = 1.0) -> None:
@@ -131,6 +166,12 @@ class HouseHolder(_Activation):
             images too, see the module docstring).
 
     See :func:`lipot.functional.householder`.
+
+    Example:
+        >>> act = lipot.HouseHolder(4)                         # a learned reflection on half the channels
+        >>> x = torch.randn(8, 4)
+        >>> bool(torch.allclose(act(x).norm(dim=1), x.norm(dim=1), atol=1e-5))   # norm preserving
+        True
     """
 
     def __init__(self, channels: int, k_coef_lip: float = 1.0, theta_initializer=None, dim: int = 1) -> None:
@@ -172,6 +213,11 @@ class LPReLU(nn.PReLU, LipschitzModule):
     Args:
         num_parameters, init: as ``torch.nn.PReLU``.
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> act = lipot.LPReLU()                                # PReLU with its slope clipped to [-k, k]
+        >>> act(torch.tensor([2.0, -2.0])).detach()
+        tensor([ 2.0000, -0.5000])
     """
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, k_coef_lip: float = 1.0) -> None:
@@ -184,5 +230,3 @@ class LPReLU(nn.PReLU, LipschitzModule):
     def vanilla_export(self) -> nn.Module:
         return trace_export(self)
 
-
-LipschitzPReLU = LPReLU

@@ -28,13 +28,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conv import _TorusConvMixin, _check_conv_settings
-from .linear import _LinearMixin
+from .conv import TorusConvMixin, check_conv_settings
+from .linear import LinearMixin
 
 __all__ = ["AOLLinear", "AOLConv2d"]
 
 
-class AOLLinear(_LinearMixin, nn.Linear):
+class AOLLinear(LinearMixin, nn.Linear):
     r"""``torch.nn.Linear`` with the AOL rescaling :math:`W D` (see the module docstring), times
     ``k_coef_lip``: ``k_coef_lip``-Lipschitz for every weight, no iterations.
 
@@ -44,6 +44,12 @@ class AOLLinear(_LinearMixin, nn.Linear):
 
     Reference: Prach & Lampert, *Almost-orthogonal layers for efficient general-purpose
     Lipschitz networks*, arXiv:2208.03160.
+
+    Example:
+        >>> layer = lipot.AOLLinear(16, 16)
+        >>> s = torch.linalg.svdvals(lipot.vanilla_export(layer).weight)
+        >>> bool(s.max() <= 1 + 1e-5)
+        True
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -52,7 +58,7 @@ class AOLLinear(_LinearMixin, nn.Linear):
         self._init_weight(k_coef_lip, method="aol")
 
 
-class AOLConv2d(_TorusConvMixin, nn.Conv2d):
+class AOLConv2d(TorusConvMixin, nn.Conv2d):
     r"""``torch.nn.Conv2d`` with the AOL rescaling of its kernel (see the module docstring),
     times ``k_coef_lip``. The kernel starts as the identity (``torch.nn.init.dirac_``: each
     input channel copied to one output channel at the centre tap), so with stride 1 the layer
@@ -60,12 +66,18 @@ class AOLConv2d(_TorusConvMixin, nn.Conv2d):
     ``out_channels < in_channels``) away from the border, as in the reference.
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-        padding_mode, device, dtype: as ``torch.nn.Conv2d`` (stride and dilation cannot both
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode, device, dtype: as ``torch.nn.Conv2d`` (stride and dilation cannot both
             exceed 1).
         k_coef_lip: Lipschitz factor.
 
     Reference: Prach & Lampert, arXiv:2208.03160 (Thm. 2).
+
+    Example:
+        >>> conv = lipot.AOLConv2d(4, 4, 3, padding=1)
+        >>> conv(torch.randn(2, 4, 8, 8)).shape
+        torch.Size([2, 4, 8, 8])
+        >>> lipot.lipschitz_bound(conv, (4, 8, 8)) <= 1 + 1e-5
+        True
     """
 
     _plain_class = nn.Conv2d
@@ -86,7 +98,7 @@ class AOLConv2d(_TorusConvMixin, nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
+        check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device=device, dtype=dtype,

@@ -38,7 +38,13 @@ def evaluating(module: nn.Module):
 
 
 class LipschitzModule:
-    """Mixin for lipot layers: a ``k_coef_lip`` property and a ``vanilla_export`` method."""
+    """Mixin for lipot layers: a ``k_coef_lip`` property and a ``vanilla_export`` method.
+
+    Example:
+        >>> layer = lipot.SpectralLinear(4, 4, k_coef_lip=0.5)
+        >>> isinstance(layer, lipot.LipschitzModule), layer.k_coef_lip
+        (True, 0.5)
+    """
 
     _k_coef_lip: float = 1.0
 
@@ -131,11 +137,20 @@ def nominal_lipschitz(module: nn.Module) -> float:
     ``torch.nn`` modules it knows (pointwise activations, LeakyReLU, ELU, Softmax, Softplus with
     its default threshold, max pooling, zero padding, reshapes).
 
+    Args:
+        module: a lipot module or one of those ``torch.nn`` modules.
+
     Raises:
         ValueError: for a module whose Lipschitz constant lipot cannot know (plain ``nn.Linear``,
             ``nn.Conv2d``, batch normalization, dropout, custom modules...), or whose call may
             not be its class's computation (forward hooks, a ``forward`` overridden outside
             torch and lipot).
+
+    Example:
+        >>> lipot.nominal_lipschitz(lipot.SpectralLinear(4, 4, k_coef_lip=3.0))
+        3.0
+        >>> lipot.nominal_lipschitz(torch.nn.ReLU())
+        1.0
     """
     check_plain_call(module, "nominal_lipschitz")
     if isinstance(module, LipschitzModule):

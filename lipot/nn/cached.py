@@ -21,7 +21,7 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
-def _full_precision(weight: Tensor):
+def full_precision(weight: Tensor):
     """A context that turns torch.autocast off while a weight is normalized: under autocast the
     Björck and power-iteration products would run in float16/bfloat16 and the weight's spectral
     norm could exceed its bound (1.002 measured for a 64x64 layer under CPU bfloat16). The layer's
@@ -36,7 +36,7 @@ class CachedWeight(nn.Module):
     """Base of lipot's weight parametrizations: ``raw -> k_coef_lip * coefficient * f(raw)``
     with the no-grad cache described in the module docstring.
 
-    Subclasses set ``k_coef_lip`` and ``coefficient`` and implement :meth:`_compute` (the
+    Subclasses set ``k_coef_lip`` and ``coefficient`` and implement ``_compute`` (the
     weight, differentiable w.r.t. ``raw``); ``forward`` serves the cache when no gradient is
     needed.
     """
@@ -61,7 +61,7 @@ class CachedWeight(nn.Module):
         return is_compiling() or (torch.is_grad_enabled() and raw.requires_grad) or is_transformed_tensor(raw)
 
     def forward(self, raw: Tensor) -> Tensor:
-        with _full_precision(raw):
+        with full_precision(raw):
             if self._needs_graph(raw):
                 return self._compute(raw)
             return self._cached(raw)

@@ -47,6 +47,13 @@ class ConePotential(TracedLipschitzModule):
     Shape: ``(N, in_features) -> (N, 1)``; one unbatched ``(in_features,) -> (1,)``. Parameters: ``low_centers``, ``high_centers``
     ``(cones, in_features)`` (standard normal at construction; :meth:`place` sets them from
     data) and ``low_offsets``, ``high_offsets`` ``(cones,)`` (zero).
+
+    Example:
+        >>> critic = lipot.ConePotential(2, cones=16)
+        >>> critic(torch.randn(5, 2)).shape
+        torch.Size([5, 1])
+        >>> lipot.lipschitz_bound(critic, (2,))
+        1.0
     """
 
     def __init__(self, in_features: int, cones: int = DEFAULT_CONES, k_coef_lip: float = 1.0) -> None:
@@ -76,9 +83,9 @@ class ConePotential(TracedLipschitzModule):
         return self
 
     def forward(self, input: Tensor) -> Tensor:
-        if not LF._tracing():
+        if not LF.is_tracing():
             self._check_width(input, self.in_features, -1, "features")
-        single = not LF._tracing() and input.dim() == 1  # one unbatched sample, as nn.Linear takes
+        single = not LF.is_tracing() and input.dim() == 1  # one unbatched sample, as nn.Linear takes
         points = input.unsqueeze(0) if single else input
         f = LF.cone_potential(points, self.low_centers, self.low_offsets, self.high_centers, self.high_offsets)
         f = (f if self.k_coef_lip == 1.0 else self.k_coef_lip * f).unsqueeze(-1)
@@ -114,6 +121,13 @@ class ConeEnvelope(TracedLipschitzModule):
     Shape: ``(N, in_features) -> (N, 1)``; one unbatched ``(in_features,) -> (1,)``.
     Parameters: ``centers`` ``(cones, in_features)`` (standard normal at construction) and
     ``offsets`` ``(cones,)`` (zero).
+
+    Example:
+        >>> f = lipot.ConeEnvelope(3, cones=8)                  # min_j ||x - c_j|| + b_j
+        >>> x = torch.randn(4, 3, requires_grad=True)
+        >>> (g,) = torch.autograd.grad(f(x).sum(), x)
+        >>> bool(((g.norm(dim=1) - 1).abs() < 1e-5).all())    # gradient norm 1: a GNP potential
+        True
     """
 
     def __init__(self, in_features: int, cones: int = DEFAULT_CONES, lower: bool = True, temperature: float = 0.0,
@@ -133,9 +147,9 @@ class ConeEnvelope(TracedLipschitzModule):
                 f"temperature={self.temperature:g}")
 
     def forward(self, input: Tensor) -> Tensor:
-        if not LF._tracing():
+        if not LF.is_tracing():
             self._check_width(input, self.in_features, -1, "features")
-        single = not LF._tracing() and input.dim() == 1
+        single = not LF.is_tracing() and input.dim() == 1
         points = input.unsqueeze(0) if single else input
         f = LF.cone_envelope(points, self.centers, self.offsets, self.temperature, 1.0 if self.lower else -1.0)
         f = (f if self.k_coef_lip == 1.0 else self.k_coef_lip * f).unsqueeze(-1)

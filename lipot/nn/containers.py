@@ -35,6 +35,14 @@ class Sequential(nn.Sequential, LipschitzModule):
     Args:
         *args: modules, or one ``OrderedDict`` of named modules, as ``torch.nn.Sequential``.
         k_coef_lip: Lipschitz constant of the whole model.
+
+    Example:
+        >>> model = lipot.Sequential(
+        ...     lipot.SpectralLinear(8, 16), lipot.GroupSort2(), lipot.SpectralLinear(16, 1), k_coef_lip=2.0)
+        >>> model(torch.randn(5, 8)).shape
+        torch.Size([5, 1])
+        >>> round(lipot.lipschitz_bound(model, (8,)), 4)        # the factor is shared among the layers
+        2.0
     """
 
     def __init__(self, *args, k_coef_lip: float = 1.0) -> None:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import _checks
-from ..conv_coefficients import _resolve_padding, conv_coefficient, padding_copy_bound
+from ..conv_coefficients import resolve_padding, conv_coefficient, padding_copy_bound
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
@@ -36,7 +36,7 @@ __all__ = ["SpectralConv1d", "SpectralConv2d", "FrobeniusConv2d", "SpectralConvT
 _SUPPORTED_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _check_conv_settings(
+def check_conv_settings(
     name: str, padding_mode: str, stride: Sequence[int], dilation: Sequence[int]
 ) -> None:
     if padding_mode not in _SUPPORTED_PADDING_MODES:
@@ -77,7 +77,7 @@ def _check_k(k_coef_lip: float) -> float:
     return _checks.positive_float("k_coef_lip", k_coef_lip)
 
 
-class _ConvMixin(LipschitzWeightLayer):
+class ConvMixin(LipschitzWeightLayer):
     """Shared constructor tail and export for the convolution layers."""
 
     _plain_class: type
@@ -91,8 +91,8 @@ class _ConvMixin(LipschitzWeightLayer):
     def _setup_conv(self, padding) -> float:
         """Validate the settings, record the padding; returns the correction coefficient."""
         self._padding_arg = padding
-        _check_conv_settings(self.layer_name, self.padding_mode, self.stride, self.dilation)
-        self._pads = _resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
+        check_conv_settings(self.layer_name, self.padding_mode, self.stride, self.dilation)
+        self._pads = resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
         return self._coefficient(self.kernel_size, self.stride, padding, self.dilation, self.padding_mode)
 
     def _init_conv(self, padding, k_coef_lip: float, **weight_kwargs) -> None:
@@ -133,7 +133,7 @@ def copy_coefficient(kernel_size, stride, padding, dilation, padding_mode) -> fl
     return 1.0 / padding_copy_bound(kernel_size, stride, padding, dilation, padding_mode)
 
 
-class _TorusConvMixin(_ConvMixin):
+class TorusConvMixin(ConvMixin):
     """Convolutions whose bound comes from the circular convolution on a torus (orthogonal,
     AOL): a circularly padded input on which the windows would wrap around is refused."""
 
@@ -147,7 +147,7 @@ class _TorusConvMixin(_ConvMixin):
         return self._conv_forward(input, self._constrained_weight(), self.bias)
 
 
-class _TransposedConvMixin(_ConvMixin):
+class TransposedConvMixin(ConvMixin):
     """Forward and export of the transposed convolutions (the adjoint of ``conv2d`` with the
     same weight, stride, padding, dilation and groups: the same operator norm)."""
 
@@ -199,8 +199,7 @@ class _TransposedConvMixin(_ConvMixin):
 
 _BJORCK_DOC = """
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-        padding_mode: as the torch.nn layer; padding modes 'zeros', 'reflect', 'replicate' and
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode: as the torch.nn layer; padding modes 'zeros', 'reflect', 'replicate' and
             'circular' are bounded; stride and dilation cannot both exceed 1.
         k_coef_lip: Lipschitz factor.
         eps_spectral, maxiter_spectral: power-iteration stopping rule (scaling only).
@@ -211,7 +210,7 @@ _BJORCK_DOC = """
 """
 
 
-class _SpectralConvNd(_ConvMixin):
+class _SpectralConvNd(ConvMixin):
     """Constructor shared by SpectralConv1d and SpectralConv2d (torch signature + lipot args)."""
 
     def __init__(
@@ -235,7 +234,7 @@ class _SpectralConvNd(_ConvMixin):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
+        check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         self._plain_class.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device=device, dtype=dtype,
@@ -252,6 +251,15 @@ class SpectralConv2d(_SpectralConvNd, nn.Conv2d):
     ``k_coef_lip / conv_count_bound``: a ``k_coef_lip``-Lipschitz convolution.
     """
         + _BJORCK_DOC
+        + r"""
+
+    Example:
+        >>> conv = lipot.SpectralConv2d(3, 8, 3, padding=1)
+        >>> conv(torch.randn(2, 3, 16, 16)).shape
+        torch.Size([2, 8, 16, 16])
+        >>> lipot.lipschitz_bound(conv, (3, 16, 16)) <= 1 + 1e-5
+        True
+    """
     )
 
     _plain_class = nn.Conv2d
@@ -263,18 +271,34 @@ class SpectralConv1d(_SpectralConvNd, nn.Conv1d):
     ``k_coef_lip / conv_count_bound``: a ``k_coef_lip``-Lipschitz convolution.
     """
         + _BJORCK_DOC
+        + r"""
+
+    Example:
+        >>> conv = lipot.SpectralConv1d(2, 4, 3, padding=1)
+        >>> conv(torch.randn(5, 2, 32)).shape
+        torch.Size([5, 4, 32])
+        >>> lipot.lipschitz_bound(conv, (2, 32)) <= 1 + 1e-5
+        True
+    """
     )
 
     _plain_class = nn.Conv1d
 
 
-class FrobeniusConv2d(nn.Conv2d, _ConvMixin):
+class FrobeniusConv2d(nn.Conv2d, ConvMixin):
     r"""``torch.nn.Conv2d`` whose kernel (per group) is divided by its Frobenius norm and scaled
     by ``k_coef_lip / conv_count_bound``. Cheaper than :class:`SpectralConv2d` and tight when the
     reshaped kernel has rank one (a single output channel).
 
     Args:
         as :class:`SpectralConv2d`, without the Björck / power-iteration arguments.
+
+    Example:
+        >>> conv = lipot.FrobeniusConv2d(3, 1, 3, padding=1)
+        >>> conv(torch.randn(2, 3, 16, 16)).shape
+        torch.Size([2, 1, 16, 16])
+        >>> lipot.lipschitz_bound(conv, (3, 16, 16)) <= 1 + 1e-5
+        True
     """
 
     _plain_class = nn.Conv2d
@@ -295,7 +319,7 @@ class FrobeniusConv2d(nn.Conv2d, _ConvMixin):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
+        check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             bias, padding_mode, device=device, dtype=dtype,
@@ -303,7 +327,7 @@ class FrobeniusConv2d(nn.Conv2d, _ConvMixin):
         self._init_conv(padding, k_coef_lip, method="frobenius")
 
 
-class SpectralConvTranspose2d(_TransposedConvMixin, nn.ConvTranspose2d):
+class SpectralConvTranspose2d(TransposedConvMixin, nn.ConvTranspose2d):
     __doc__ = (
         r"""``torch.nn.ConvTranspose2d`` with an orthonormalized reshaped kernel scaled by
     ``k_coef_lip / conv_count_bound``. A transposed convolution is the adjoint of the
@@ -311,6 +335,15 @@ class SpectralConvTranspose2d(_TransposedConvMixin, nn.ConvTranspose2d):
     norm and the same bound. Only zero padding exists for transposed convolutions in torch.
     """
         + _BJORCK_DOC
+        + r"""
+
+    Example:
+        >>> up = lipot.SpectralConvTranspose2d(8, 3, 2, stride=2)
+        >>> up(torch.randn(2, 8, 8, 8)).shape
+        torch.Size([2, 3, 16, 16])
+        >>> lipot.lipschitz_bound(up, (8, 8, 8)) <= 1 + 1e-5
+        True
+    """
     )
 
     _plain_class = nn.ConvTranspose2d

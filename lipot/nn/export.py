@@ -60,6 +60,18 @@ def vanilla_export(model: nn.Module) -> nn.Module:
     The export reproduces **eval-mode** outputs (e.g. BatchCentering's running mean); the
     original model's mode is left unchanged. The result can be saved with ``torch.save`` and
     loaded where lipot is not installed.
+
+    Args:
+        model: a module built from lipot layers (and any other modules).
+
+    Example:
+        >>> model = lipot.Sequential(lipot.SpectralLinear(4, 8), lipot.GroupSort2(), lipot.SpectralLinear(8, 1))
+        >>> plain = lipot.vanilla_export(model)
+        >>> type(plain).__name__, type(plain[0]).__name__
+        ('Sequential', 'Linear')
+        >>> x = torch.randn(3, 4)
+        >>> bool(torch.allclose(plain(x), model.eval()(x)))
+        True
     """
     with evaluating(model), torch.no_grad():
         exported = _export(model)
@@ -76,6 +88,19 @@ def vanilla_model(model: nn.Module, in_place: bool = True, new_module: nn.Module
     plain ``torch.nn`` model. (deel-torchlip converts only the children in place, and leaves a
     lipot layer passed on its own unconverted.) Outputs are the eval-mode outputs, as for
     :func:`vanilla_export`.
+
+    Args:
+        model: a module built from lipot layers.
+        in_place: convert ``model`` itself (deel-torchlip's behaviour) or return a converted copy.
+        new_module: deel-torchlip's internal recursion argument; must stay ``None``.
+
+    Example:
+        >>> model = lipot.Sequential(lipot.SpectralLinear(4, 8), lipot.GroupSort2(), lipot.SpectralLinear(8, 1))
+        >>> x = torch.randn(3, 4)
+        >>> before = model.eval()(x)
+        >>> same = lipot.vanilla_model(model)                 # converted in place
+        >>> same is model, type(model).__name__, bool(torch.allclose(model(x), before))
+        (True, 'Sequential', True)
     """
     if new_module is not None:
         raise ValueError("new_module is deel-torchlip's internal recursion argument; leave it None")

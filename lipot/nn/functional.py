@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-def _tracing() -> bool:
+def is_tracing() -> bool:
     """True while torch.fx symbolically traces (argument checks are skipped then)."""
     check = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", None)
     if check is None:  # torch < 2.6
@@ -49,7 +49,7 @@ def _plain_ops() -> bool:
     """Use plain torch ops instead of lipot's custom autograd Functions: while torch.fx traces
     (the exported graph holds only torch functions) and while torch.compile captures (dynamo
     refuses the Functions' custom forward-mode rule, and inductor fuses the plain ops anyway)."""
-    return _tracing() or is_compiling()
+    return is_tracing() or is_compiling()
 
 
 def _group_axes(dim: int) -> tuple[int, int]:
@@ -67,7 +67,7 @@ def group_sort(input: Tensor, group_size: int | None = None, dim: int = 1) -> Te
     """
     if group_size is None:
         return input.sort(dim=dim).values
-    if not _tracing() and input.shape[dim] % group_size:
+    if not is_tracing() and input.shape[dim] % group_size:
         raise ValueError(
             f"group_size={group_size} must divide the size {input.shape[dim]} of dimension {dim} "
             "(the channels); change group_size or the number of channels"
@@ -154,7 +154,7 @@ def householder(input: Tensor, theta: Tensor, dim: int = 1) -> Tensor:
     Reference: Singla, Singla & Feizi, *Improved deterministic l2 robustness on CIFAR-10 and
     CIFAR-100*, arXiv:2108.04062.
     """
-    if not _tracing() and input.shape[dim] != 2 * theta.shape[0]:
+    if not is_tracing() and input.shape[dim] != 2 * theta.shape[0]:
         raise ValueError(
             f"householder: dimension {dim} has size {input.shape[dim]}, expected "
             f"2 * len(theta) = {2 * theta.shape[0]} (the layer's channels)"
@@ -233,7 +233,7 @@ def pair_norm(input: Tensor, dim: int = 1) -> Tensor:
     in squares) with orthonormal Jacobian rows away from a zero pair, so the input gradient has the
     norm of the output gradient (gradient-norm preserving); the gradient at a zero pair is 0.
     """
-    if not _tracing() and input.shape[dim] % 2:
+    if not is_tracing() and input.shape[dim] % 2:
         raise ValueError(f"pair_norm: the size {input.shape[dim]} of dimension {dim} must be even")
     return _safe_sqrt(input.unflatten(dim, (-1, 2)).pow(2).sum(dim + 1 if dim >= 0 else dim))
 
@@ -249,7 +249,7 @@ def group_sort_norm(input: Tensor, dim: int = 1) -> Tensor:
     map, then another, builds norms of growing subspaces exactly.
     """
     size = input.shape[dim]
-    if not _tracing() and size % 4:
+    if not is_tracing() and size % 4:
         raise ValueError(f"group_sort_norm: the size {size} of dimension {dim} must be divisible by 4")
     half = size // 2
     return torch.cat([group_sort(input.narrow(dim, 0, half), 2, dim),
@@ -415,7 +415,7 @@ def _window_area(input: Tensor, output_size: tuple[int | None, int | None]):
     h, w = input.shape[-2], input.shape[-1]
     oh = h if output_size[0] is None else output_size[0]
     ow = w if output_size[1] is None else output_size[1]
-    if not _tracing() and (h % oh or w % ow):
+    if not is_tracing() and (h % oh or w % ow):
         raise ValueError(
             f"output_size={output_size} must divide the input size {(h, w)} so that pooling "
             "windows do not overlap (overlapping windows are not 1-Lipschitz after scaling)"
@@ -441,7 +441,7 @@ def scaled_adaptive_l2_norm_pool2d(
 
 def invertible_downsample(input: Tensor, kernel_size: int) -> Tensor:
     """``pixel_unshuffle``: a permutation of the entries (an isometry)."""
-    if not _tracing() and (input.shape[-2] % kernel_size or input.shape[-1] % kernel_size):
+    if not is_tracing() and (input.shape[-2] % kernel_size or input.shape[-1] % kernel_size):
         raise ValueError(
             f"InvertibleDownSampling: the spatial size {tuple(input.shape[-2:])} must be divisible "
             f"by kernel_size={kernel_size}; pad or crop the input first"
@@ -451,7 +451,7 @@ def invertible_downsample(input: Tensor, kernel_size: int) -> Tensor:
 
 def invertible_upsample(input: Tensor, kernel_size: int) -> Tensor:
     """``pixel_shuffle``: a permutation of the entries (an isometry)."""
-    if not _tracing() and input.shape[-3] % (kernel_size * kernel_size):
+    if not is_tracing() and input.shape[-3] % (kernel_size * kernel_size):
         raise ValueError(
             f"InvertibleUpSampling: the number of channels {input.shape[-3]} must be divisible by "
             f"kernel_size**2={kernel_size * kernel_size}"

@@ -19,7 +19,7 @@ from .weight_layer import LipschitzWeightLayer, spectral_weight_kwargs
 __all__ = ["SpectralLinear", "FrobeniusLinear"]
 
 
-class _LinearMixin(LipschitzWeightLayer):
+class LinearMixin(LipschitzWeightLayer):
     """Forward and export shared by the constrained dense layers."""
 
     def forward(self, input: Tensor) -> Tensor:
@@ -31,7 +31,7 @@ class _LinearMixin(LipschitzWeightLayer):
         return self._copy_into(plain.to(self.weight.device, self.weight.dtype))
 
 
-class SpectralLinear(_LinearMixin, nn.Linear):
+class SpectralLinear(LinearMixin, nn.Linear):
     r"""``torch.nn.Linear`` whose weight is ``k_coef_lip`` times an orthonormal matrix.
 
     .. math::
@@ -57,6 +57,14 @@ class SpectralLinear(_LinearMixin, nn.Linear):
 
     References:
         Anil, Lucas & Grosse, *Sorting out Lipschitz function approximation*, arXiv:1811.05381.
+
+    Example:
+        >>> layer = lipot.SpectralLinear(16, 8)
+        >>> layer(torch.randn(4, 16)).shape
+        torch.Size([4, 8])
+        >>> s = torch.linalg.svdvals(lipot.vanilla_export(layer).weight)   # all 1, to eps_bjorck
+        >>> bool(((s - 1).abs() <= 1e-3).all() and s.max() <= 1 + 1e-6)
+        True
     """
 
     def __init__(
@@ -83,7 +91,7 @@ class SpectralLinear(_LinearMixin, nn.Linear):
         )
 
 
-class FrobeniusLinear(_LinearMixin, nn.Linear):
+class FrobeniusLinear(LinearMixin, nn.Linear):
     r"""``torch.nn.Linear`` normalized by a Frobenius norm.
 
     * ``disjoint_neurons=True`` (default, as deel-torchlip): every row of the weight has norm
@@ -98,6 +106,11 @@ class FrobeniusLinear(_LinearMixin, nn.Linear):
         in_features, out_features, bias: as ``torch.nn.Linear``.
         disjoint_neurons: normalize each output neuron separately.
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> layer = lipot.FrobeniusLinear(16, 1)              # a 1-output head: ||w||_F = ||w||_2 = 1
+        >>> round(float(lipot.vanilla_export(layer).weight.detach().norm()), 4)
+        1.0
     """
 
     def __init__(

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from .._transforms import in_functorch_transform
-from .functional import _tracing
+from .functional import is_tracing
 from .base import LipschitzModule, trace_export
 
 __all__ = ["LayerCentering", "BatchCentering"]
@@ -29,7 +29,7 @@ def _add_channel_vector(x: Tensor, v: Tensor) -> Tensor:
 
 
 def _check_channels(name: str, x: Tensor, num_features: int) -> None:
-    if not _tracing() and (x.dim() < 2 or x.shape[1] != num_features):
+    if not is_tracing() and (x.dim() < 2 or x.shape[1] != num_features):
         raise ValueError(
             f"{name}: expected input of shape (N, {num_features}, ...) (num_features={num_features}), "
             f"got {tuple(x.shape)}"
@@ -66,6 +66,11 @@ class LayerCentering(_Centering):
         dim: dimensions to average over (default: the last two, i.e. spatial for NCHW).
         bias: learn a per-channel bias.
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> center = lipot.LayerCentering()                     # each channel minus its spatial mean
+        >>> center(torch.tensor([[[[1.0, 2.0, 6.0]]]])).detach()
+        tensor([[[[-2., -1.,  3.]]]])
     """
 
     def __init__(
@@ -103,6 +108,12 @@ class BatchCentering(_Centering):
     Inside a ``torch.func`` transform (``vmap``, ``jacrev``...) the training-mode output is the
     same (the input minus its batch mean) but the running mean is not updated: a transformed
     function is pure.
+
+    Example:
+        >>> center = lipot.BatchCentering(2)                     # x minus the batch mean (running mean in eval)
+        >>> center(torch.tensor([[1.0, 2.0], [3.0, 6.0]])).detach()
+        tensor([[-1., -2.],
+                [ 1.,  2.]])
     """
 
     def __init__(

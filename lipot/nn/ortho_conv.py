@@ -56,13 +56,13 @@ from ..normalizers import (
     DEFAULT_MAXITER_SPECTRAL,
 )
 from .conv import (
-    _check_conv_settings,
-    _ConvMixin,
-    _TorusConvMixin,
-    _TransposedConvMixin,
+    check_conv_settings,
+    ConvMixin,
+    TorusConvMixin,
+    TransposedConvMixin,
     copy_coefficient,
 )
-from .ortho_kernel import OrthogonalKernel, _KernelPlan, compose_projector_block
+from .ortho_kernel import OrthogonalKernel, KernelPlan, compose_projector_block
 from .parametrization import check_weight_dtype
 
 __all__ = ["OrthoConv2d", "OrthoConvTranspose2d", "OrthogonalKernel", "compose_projector_block"]
@@ -77,7 +77,7 @@ def _check_eps(eps_bjorck) -> float:
     return _checks.positive_float("eps_bjorck", eps_bjorck)
 
 
-class _OrthoConvMixin(_ConvMixin):
+class _OrthoConvMixin(ConvMixin):
     """Registration of the orthogonal kernel (``k_coef_lip``, the eval cache and export come
     from :class:`LipschitzWeightLayer`, through the kernel parametrization)."""
 
@@ -88,7 +88,7 @@ class _OrthoConvMixin(_ConvMixin):
         coefficient = self._setup_conv(padding)
         check_weight_dtype(self.weight.dtype)
         self._init_lipschitz(k_coef_lip)
-        plan = _KernelPlan(rows, cols_per_group, tuple(self.kernel_size), tuple(self.stride), self.groups)
+        plan = KernelPlan(rows, cols_per_group, tuple(self.kernel_size), tuple(self.stride), self.groups)
         param = OrthogonalKernel(plan, self._k_coef_lip, coefficient, device, dtype, **bjorck)
         if self.bias is not None:
             with torch.no_grad():
@@ -104,8 +104,7 @@ def _bjorck_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, b
 
 _ORTHO_ARGS_DOC = """
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-        padding_mode, device, dtype: as the torch.nn layer (stride and dilation cannot both
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode, device, dtype: as the torch.nn layer (stride and dilation cannot both
             exceed 1).
         k_coef_lip: Lipschitz factor (every singular value equals it where the layer is
             orthogonal).
@@ -120,7 +119,7 @@ _ORTHO_ARGS_DOC = """
 """
 
 
-class OrthoConv2d(_OrthoConvMixin, _TorusConvMixin, nn.Conv2d):
+class OrthoConv2d(_OrthoConvMixin, TorusConvMixin, nn.Conv2d):
     __doc__ = (
         r"""``torch.nn.Conv2d`` with an exactly orthogonal kernel (times ``k_coef_lip``).
 
@@ -130,6 +129,15 @@ class OrthoConv2d(_OrthoConvMixin, _TorusConvMixin, nn.Conv2d):
     With ``kernel_size < stride`` some pixels are never read (sound, not orthogonal).
     """
         + _ORTHO_ARGS_DOC
+        + r"""
+
+    Example:
+        >>> conv = lipot.OrthoConv2d(4, 4, 3, padding=1, padding_mode="circular")
+        >>> x = torch.randn(2, 4, 8, 8)
+        >>> ratio = conv(x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)   # an isometry
+        >>> bool(((ratio - 1).abs() < 1e-4).all())
+        True
+    """
     )
 
     _plain_class = nn.Conv2d
@@ -155,7 +163,7 @@ class OrthoConv2d(_OrthoConvMixin, _TorusConvMixin, nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
-        _check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
+        check_conv_settings(self.layer_name, padding_mode, (1,), (1,))
         bjorck = _bjorck_kwargs(eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck)
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
@@ -164,7 +172,7 @@ class OrthoConv2d(_OrthoConvMixin, _TorusConvMixin, nn.Conv2d):
         self._init_ortho(out_channels, in_channels // groups, padding, k_coef_lip, bjorck, device, dtype)
 
 
-class OrthoConvTranspose2d(_OrthoConvMixin, _TransposedConvMixin, nn.ConvTranspose2d):
+class OrthoConvTranspose2d(_OrthoConvMixin, TransposedConvMixin, nn.ConvTranspose2d):
     __doc__ = (
         r"""``torch.nn.ConvTranspose2d`` whose kernel is that of an orthogonal convolution from
     ``out_channels`` to ``in_channels``: the layer is its adjoint, with the same singular values
@@ -173,6 +181,15 @@ class OrthoConvTranspose2d(_OrthoConvMixin, _TransposedConvMixin, nn.ConvTranspo
     torch: ``k_coef_lip``-Lipschitz on every input size, orthogonal away from the border.
     """
         + _ORTHO_ARGS_DOC
+        + r"""
+
+    Example:
+        >>> up = lipot.OrthoConvTranspose2d(16, 4, 2, stride=2)       # 16x4x4 -> 4x8x8, orthogonal
+        >>> x = torch.randn(2, 16, 4, 4)
+        >>> ratio = up(x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
+        >>> bool(((ratio - 1).abs() < 1e-4).all())
+        True
+    """
     )
 
     _plain_class = nn.ConvTranspose2d

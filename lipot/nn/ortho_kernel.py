@@ -7,20 +7,20 @@ the parametrization that builds it.
 
 (BCOP, Li et al., arXiv:1911.00937; AOC, Boissin et al., arXiv:2501.07930; see
 :mod:`lipot.nn.ortho_conv` for what the layer guarantees). :math:`R` and the bases :math:`U`
-are orthonormal matrices packed into one raw tensor (:class:`_KernelPlan`) and kept orthonormal
+are orthonormal matrices packed into one raw tensor (:class:`KernelPlan`) and kept orthonormal
 by the shared :class:`lipot.nn.parametrization.LipschitzWeight`.
 
 Training speed: in eager training mode the raw factors have just been re-projected onto the
 orthonormal matrices, so the kernel's gradient is the composition's vector-Jacobian product
 followed by the exact polar derivative at those factors
-(:func:`lipot.normalizers.polar_tangent_vjp`). :class:`_ComposeAtOrthonormal` computes the
+(:func:`lipot.normalizers.polar_tangent_vjp`). ``_ComposeAtOrthonormal`` computes the
 composition once without recording a graph and applies that backward by hand: the same
-gradient as autograd through :meth:`_KernelPlan.compose` and
+gradient as autograd through :meth:`KernelPlan.compose` and
 :func:`lipot.normalizers.polar_tangent`, with fewer tensor operations and no autograd
 nodes for the many small products (in such a chain of small products the per-operation
 overhead, not the arithmetic, sets the cost). Everywhere else
 (``torch.compile``, ``torch.func`` transforms, evaluation) autograd runs through the same
-:meth:`_KernelPlan.compose`.
+:meth:`KernelPlan.compose`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..normalizers import polar_tangent, polar_tangent_vjp
 from .cached import CachedWeight
 from .parametrization import LipschitzWeight
 
-__all__ = ["OrthogonalKernel", "compose_projector_block"]
+__all__ = ["OrthogonalKernel", "KernelPlan", "compose_projector_block"]
 
 
 def _pads(axis: int) -> tuple[list[int], list[int]]:
@@ -118,7 +118,7 @@ def _inverse(permutation: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(inverse)
 
 
-class _KernelPlan:
+class KernelPlan:
     r"""Shapes of the factors of an orthogonal kernel ``(c_out, c_in_g, k_1, k_2)`` and their
     packing into one raw tensor.
 
@@ -293,7 +293,7 @@ class _ComposeAtOrthonormal(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q: Tensor, plan: _KernelPlan) -> Tensor:  # type: ignore[override]
+    def forward(ctx, q: Tensor, plan: KernelPlan) -> Tensor:  # type: ignore[override]
         kept: list[Tensor] = []
         kernel = plan.compose(q, kept)
         ctx.plan = plan
@@ -312,16 +312,16 @@ class _ComposeAtOrthonormal(torch.autograd.Function):
 
 class OrthogonalKernel(CachedWeight):
     """Parametrization ``packed factors -> k_coef_lip * coefficient * K(R, U)`` registered on a
-    conv's ``weight`` (the original is the packed factor tensor of :class:`_KernelPlan`).
+    conv's ``weight`` (the original is the packed factor tensor of :class:`KernelPlan`).
 
     The packed factors go through one :class:`LipschitzWeight` (``method="bjorck"``, one matrix
     per factor): in training mode they are re-projected in place onto the orthonormal matrices,
     and the backward pass is the exact polar derivative (fused with the composition's backward
-    in eager mode: :class:`_ComposeAtOrthonormal`). When no gradient is needed the composed
+    in eager mode: ``_ComposeAtOrthonormal``). When no gradient is needed the composed
     kernel is cached until the factors change (:class:`CachedWeight`).
     """
 
-    def __init__(self, plan: _KernelPlan, k_coef_lip: float, coefficient: float, device=None,
+    def __init__(self, plan: KernelPlan, k_coef_lip: float, coefficient: float, device=None,
                  dtype=None, **bjorck) -> None:
         super().__init__()
         self.plan = plan

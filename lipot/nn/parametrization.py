@@ -45,7 +45,7 @@ from torch import Tensor
 
 from .. import _checks
 from .._transforms import in_functorch_transform, is_compiling, is_static, is_transformed_tensor
-from .cached import CachedWeight, _full_precision
+from .cached import CachedWeight, full_precision
 from ..normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
@@ -61,6 +61,8 @@ from ..normalizers import (
     power_iteration,
     spectral_normalize,
 )
+
+__all__ = ["LipschitzWeight", "NormalizationConfig", "METHODS", "check_weight_dtype"]
 
 METHODS = ("bjorck", "spectral", "frobenius", "aol")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -120,6 +122,15 @@ class LipschitzWeight(CachedWeight):
             the operator norm by 1.
         k_coef_lip: Lipschitz factor.
         **settings: the fields of :class:`NormalizationConfig`.
+
+    Example:
+        >>> lin = torch.nn.Linear(6, 4)
+        >>> param = lipot.LipschitzWeight(lin.weight, "bjorck")
+        >>> torch.nn.utils.parametrize.register_parametrization(lin, "weight", param)
+        ParametrizedLinear(...)
+        >>> s = torch.linalg.svdvals(lin.weight.detach())
+        >>> bool(((s - 1).abs() <= 1e-3).all())           # all 1, to the default eps_bjorck
+        True
     """
 
     method: str = ""
@@ -183,7 +194,7 @@ class LipschitzWeight(CachedWeight):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        with _full_precision(x):
+        with full_precision(x):
             check_weight_dtype(x.dtype)
             return self._forward(x)
 
@@ -274,7 +285,7 @@ class _BjorckWeight(LipschitzWeight):
                 return near[0]
         q, steps, converged = bjorck_orthonormalize(
             m / self._prescale(m, warm)[:, None, None],
-            eps=self.config.eps_bjorck,
+            tol=self.config.eps_bjorck,
             maxiter=self.config.maxiter_bjorck,
             beta=self.config.beta_bjorck,
             fixed_iterations=fixed_iterations,
@@ -342,7 +353,7 @@ class _BjorckWeight(LipschitzWeight):
             return None
         if is_compiling() or in_functorch_transform() or is_transformed_tensor(x):
             return None
-        with _full_precision(x):
+        with full_precision(x):
             check_weight_dtype(x.dtype)
             if not self._project(x):
                 return None

@@ -22,7 +22,6 @@ __all__ = [
     "ScaledAdaptiveAvgPool2d",
     "ScaledL2NormPool2d",
     "ScaledAdaptiveL2NormPool2d",
-    "ScaledAdaptativeL2NormPool2d",
 ]
 
 
@@ -68,6 +67,12 @@ class ScaledAvgPool2d(_Pool):
         divisor_override: if given, torch divides by it; the factor is adjusted so the output is
             still :math:`k\sum_{i\in w}x_i/\sqrt{|w|}`.
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> pool = lipot.ScaledAvgPool2d(2)                   # average times 2 (the window's sqrt size)
+        >>> pool(torch.ones(1, 1, 4, 4))
+        tensor([[[[2., 2.],
+                  [2., 2.]]]])
     """
 
     def __init__(
@@ -132,6 +137,11 @@ class ScaledAdaptiveAvgPool2d(_AdaptivePool):
     Args:
         output_size: int or pair (``None`` entries keep that dimension).
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> pool = lipot.ScaledAdaptiveAvgPool2d()            # global average times sqrt(H W)
+        >>> pool(torch.ones(1, 2, 4, 4)).flatten()
+        tensor([4., 4.])
     """
 
     _pool = staticmethod(LF.scaled_adaptive_avg_pool2d)
@@ -146,6 +156,11 @@ class ScaledL2NormPool2d(_Pool):
         stride: must be ``None`` or equal to ``kernel_size``.
         ceil_mode: keep partial windows at the border (still 1-Lipschitz).
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> pool = lipot.ScaledL2NormPool2d(2)                # the L2 norm of each 2x2 window
+        >>> pool(torch.full((1, 1, 2, 2), 3.0))
+        tensor([[[[6.]]]])
     """
 
     def __init__(self, kernel_size, stride=None, ceil_mode: bool = False, k_coef_lip: float = 1.0) -> None:
@@ -169,10 +184,12 @@ class ScaledAdaptiveL2NormPool2d(_AdaptivePool):
     Args:
         output_size: int or pair (``None`` entries keep that dimension).
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> pool = lipot.ScaledAdaptiveL2NormPool2d()         # the L2 norm of each channel
+        >>> pool(torch.full((1, 2, 2, 2), 3.0)).flatten()
+        tensor([6., 6.])
     """
 
     _pool = staticmethod(LF.scaled_adaptive_l2_norm_pool2d)
 
-
-# deel-torchlip's spelling
-ScaledAdaptativeL2NormPool2d = ScaledAdaptiveL2NormPool2d

@@ -27,6 +27,13 @@ class LipResidual(nn.Module, LipschitzModule):
     Args:
         block: optional 1-Lipschitz module.
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> block = lipot.LipResidual(lipot.SpectralLinear(8, 8))   # (x + f(x)) / 2, 1-Lipschitz
+        >>> block(torch.randn(3, 8)).shape
+        torch.Size([3, 8])
+        >>> lipot.lipschitz_bound(block, (8,)) <= 1 + 1e-5
+        True
     """
 
     def __init__(self, block: nn.Module | None = None, k_coef_lip: float = 1.0) -> None:

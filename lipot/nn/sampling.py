@@ -27,6 +27,13 @@ class InvertibleDownSampling(_Sampling):
     Args:
         kernel_size: the factor ``k``; H and W must be divisible by it (checked at forward).
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> down = lipot.InvertibleDownSampling(2)             # 1x4x4 -> 4x2x2, a permutation
+        >>> x = torch.randn(1, 1, 4, 4)
+        >>> y = down(x)
+        >>> y.shape, bool(torch.equal(lipot.InvertibleUpSampling(2)(y), x))
+        (torch.Size([1, 4, 2, 2]), True)
     """
 
     def forward(self, input: Tensor) -> Tensor:
@@ -40,6 +47,11 @@ class InvertibleUpSampling(_Sampling):
     Args:
         kernel_size: the factor ``k``; the channels must be divisible by ``k*k``.
         k_coef_lip: Lipschitz factor.
+
+    Example:
+        >>> up = lipot.InvertibleUpSampling(2)                 # 4x2x2 -> 1x4x4, a permutation
+        >>> up(torch.randn(1, 4, 2, 2)).shape
+        torch.Size([1, 1, 4, 4])
     """
 
     def forward(self, input: Tensor) -> Tensor:

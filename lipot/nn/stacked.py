@@ -45,6 +45,11 @@ class StackedSpectralLinear(LipschitzWeightLayer, nn.Module):
     Input: ``(B, in_features)`` (the same samples for every member) or
     ``(K, B, in_features)`` (member ``k`` reads ``input[k]``). Output: ``(K, B, out_features)``;
     one unbatched sample ``(in_features,)`` gives ``(K, out_features)``.
+
+    Example:
+        >>> layer = lipot.StackedSpectralLinear(3, 16, 8)    # 3 independent 16 -> 8 maps, one weight
+        >>> layer(torch.randn(3, 5, 16)).shape               # (K, batch, in) -> (K, batch, out)
+        torch.Size([3, 5, 8])
     """
 
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True,

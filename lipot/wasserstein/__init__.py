@@ -14,7 +14,7 @@ The package, bottom to top:
 * :mod:`~lipot.wasserstein.defaults`: the defaults that depend on the data (batch size, widths,
   stopping tolerance, candidates);
 * :mod:`~lipot.wasserstein.result`: :class:`W1Result` (value, standard error, critic,
-  :meth:`~W1Result.transport_direction`);
+  :meth:`~lipot.W1Result.transport_direction`);
 * :mod:`~lipot.wasserstein.settings`: the checks of the estimator's settings;
 * :mod:`~lipot.wasserstein.estimator`: :class:`W1Estimator` and :func:`estimate_w1`.
 """

@@ -19,7 +19,7 @@ r"""KR critics: the returned critic types and the K fold critics trained togethe
   (:class:`lipot.nn.ConeEnvelope`), with a soft minimum annealed to the exact one.
 
 Both fold-critic modules map a batch ``(B, *shape)`` to the ``(K, B)`` values of the K critics,
-and export member ``k`` as a :class:`ScaledCritic` (:meth:`member`) that
+and export member ``k`` as a :class:`ScaledCritic` (:meth:`StackedDenseCritic.member`) that
 :func:`lipot.certify.lipschitz_bound` verifies.
 """
 
@@ -260,7 +260,7 @@ class StackedEnvelopeCritic(_FoldMajor, nn.Module):
     member), evaluated together.
 
     Training uses the fast distances of :func:`lipot.functional.cone_envelope` (``exact=False``);
-    :meth:`member` exports a layer that computes them exactly, so the critic the estimator
+    :meth:`StackedEnvelopeCritic.member` exports a layer that computes them exactly, so the critic the estimator
     evaluates and returns is 1-Lipschitz in floating point. Every training forward advances
     each member's step count; its temperature is
     :math:`\tau_0 \max(0, 1 - t / T)` (:data:`ENVELOPE_TEMPERATURE`,

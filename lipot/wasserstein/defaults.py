@@ -101,7 +101,7 @@ def default_candidates(in_features: int, n_train: int | None = None) -> tuple[st
     ``"envelope"`` for at most :data:`ENVELOPE_MAX_FEATURES` features and a training part of at
     least :data:`ENVELOPE_MIN_TRAIN` samples per side (``n_train``; ``None``: unknown, no
     envelope), and ``"gnp"``. (Square images get the conv critic and no envelope: see
-    :meth:`W1Estimator._kinds`.)"""
+    ``W1Estimator._kinds``.)"""
     kinds = ["linear"]
     if in_features <= CONE_MAX_FEATURES:
         kinds.append("cone")

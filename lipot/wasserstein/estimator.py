@@ -98,7 +98,7 @@ class _Stack(nn.Module):
 
 
 class W1Estimator:
-    """Fit KR critics once (:meth:`fit`), then evaluate them on any samples (:meth:`evaluate`).
+    """Fit KR critics once (:meth:`W1Estimator.fit`), then evaluate them on any samples (:meth:`W1Estimator.evaluate`).
 
     Args:
         critic: ``None`` (default): per fold, the best on the selection part of the
@@ -150,6 +150,16 @@ class W1Estimator:
         draws: for samplers (``X`` and ``Y`` callables ``draw(n)`` or iterators of batches,
             :mod:`lipot.wasserstein.samplers`): samples per side drawn for every training
             pass, for the selection part and for the held-out part (one split, no folds).
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x, y = torch.randn(400, 2, generator=gen), torch.randn(400, 2, generator=gen) + 2.0
+        >>> est = lipot.W1Estimator(critic="linear", seed=0).fit(x, y)
+        >>> round(est.result_.value, 1)                       # W1 = ||(2, 2)|| = 2.83
+        2.8
+        >>> new = est.evaluate(x + 1.0, y)                    # the fitted critic on other samples
+        >>> new.value < est.result_.value
+        True
     """
 
     def __init__(
@@ -176,26 +186,59 @@ class W1Estimator:
         exact: bool | None = None,
         draws: Sequence[int] = DEFAULT_DRAWS,
     ) -> None:
-        if distributed:
-            _dist.require_initialized("W1Estimator(distributed=True)")
-        hidden = check_settings(critic, epochs, batch_size, lr, lr_patience, hidden, cones, patience, smoothing, tol,
-                                 min_epoch_steps, val_fraction, selection_fraction, folds)
-        self.critic, self.epochs, self.batch_size, self.lr, self.hidden = critic, epochs, batch_size, lr, hidden
-        self.fractions = (float(val_fraction), float(selection_fraction))
-        self.patience, self.smoothing, self.min_epoch_steps = patience, float(smoothing), min_epoch_steps
-        self.lr_patience, self.cones, self.tol = lr_patience, cones, tol
-        self.seed, self.progress, self.folds = seed, progress, folds
-        if exact is not None and not isinstance(exact, bool):
-            raise TypeError(f"exact must be None, True or False, got {exact!r}")
-        self.exact = exact
-        self.draws = check_draws(draws)
-        self.distributed = bool(distributed) and _dist.world_size() > 1
-        self.device = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        # scikit-learn's convention: every argument is stored as given, under its own name, and
+        # validated by fit (so that get_params / set_params / sklearn.base.clone work).
+        self.critic, self.epochs, self.batch_size, self.lr, self.lr_patience = critic, epochs, batch_size, lr, lr_patience
+        self.hidden, self.cones, self.patience, self.smoothing, self.tol = hidden, cones, patience, smoothing, tol
+        self.min_epoch_steps, self.val_fraction, self.selection_fraction = min_epoch_steps, val_fraction, selection_fraction
+        self.folds, self.device, self.seed, self.progress = folds, device, seed, progress
+        self.distributed, self.exact, self.draws = distributed, exact, draws
         self.critic_: nn.Module | None = None
         self.result_: W1Result | None = None
         self.center_: np.ndarray | None = None
         self._inner: nn.Module | None = None
+
+    # --------------------------------------------------------------------------- parameters
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, as given (scikit-learn's estimator interface; ``deep`` is
+        accepted for compatibility: no argument is itself an estimator with parameters)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "W1Estimator":
+        """Set constructor arguments by name (validated by the next :meth:`fit`); returns
+        ``self``."""
+        names = self._param_names()
+        for name, value in params.items():
+            if name not in names:
+                raise ValueError(f"W1Estimator has no parameter {name!r}; its parameters are {', '.join(names)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {n: p.default for n, p in inspect.signature(type(self).__init__).parameters.items() if n != "self"}
+        changed = [f"{n}={v!r}" for n, v in self.get_params().items() if not _same(v, defaults[n])]
+        return f"W1Estimator({', '.join(changed)})"
+
+    def _validate(self) -> None:
+        """Check the arguments and derive the settings fit uses (``device_``, ``distributed_``
+        and the private ``_hidden``, ``_fractions``, ``_draws``)."""
+        if self.distributed:
+            _dist.require_initialized("W1Estimator(distributed=True)")
+        self._hidden = check_settings(self.critic, self.epochs, self.batch_size, self.lr, self.lr_patience,
+                                      self.hidden, self.cones, self.patience, self.smoothing, self.tol,
+                                      self.min_epoch_steps, self.val_fraction, self.selection_fraction, self.folds)
+        self._fractions = (float(self.val_fraction), float(self.selection_fraction))
+        if self.exact is not None and not isinstance(self.exact, bool):
+            raise TypeError(f"exact must be None, True or False, got {self.exact!r}")
+        self._draws = check_draws(self.draws)
+        self.distributed_ = bool(self.distributed) and _dist.world_size() > 1
+        self.device_ = torch.device(self.device) if self.device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
 
     # --------------------------------------------------------------------------- data
 
@@ -204,10 +247,10 @@ class W1Estimator:
         if is_sampler(X) or is_sampler(Y):
             if center is not None:
                 raise TypeError("evaluate takes samples (arrays, tensors, streams): draw them from the samplers first")
-            if weights_x is not None or weights_y is not None or self.distributed:
+            if weights_x is not None or weights_y is not None or self.distributed_:
                 raise ValueError("samplers take no weights_x / weights_y and do not run distributed")
-            return make_sampled(X, Y, self.draws, self.device)
-        return make_sources(X, Y, weights_x, weights_y, self.batch_size, self.device, center)
+            return make_sampled(X, Y, self._draws, self.device_)
+        return make_sources(X, Y, weights_x, weights_y, self.batch_size, self.device_, center)
 
     # --------------------------------------------------------------------------- fit
 
@@ -227,7 +270,7 @@ class W1Estimator:
         sel = float(u @ (st[0].weighted_mean(masks["selection"]) - st[1].weighted_mean(masks["selection"])))
         fit = masks["train"] | masks["selection"]
         refit = LinearCritic(st[0].weighted_mean(fit) - st[1].weighted_mean(fit))
-        return sel, refit.to(self.device)
+        return sel, refit.to(self.device_)
 
     def _kinds(self, shape: tuple[int, ...], n_train: int) -> tuple[str, ...]:
         """The candidates to fit, in order: see :func:`default_candidates`."""
@@ -242,11 +285,11 @@ class W1Estimator:
             return self._envelopes(sx, sy, plan, scales, self.cones or auto_envelope_cones(n_train))
         if kind != "cone":
             base = self.critic if kind == "custom" else None
-            hidden = self.hidden or auto_hidden(int(np.prod(sx.shape)))
-            return fold_critics(base, sx.shape, scales, self.seed, hidden).to(self.device)
+            hidden = self._hidden or auto_hidden(int(np.prod(sx.shape)))
+            return fold_critics(base, sx.shape, scales, self.seed, hidden).to(self.device_)
         torch.manual_seed(self.seed)
         cones = self.cones or DEFAULT_CONES
-        critics = StackedConeCritic(plan.folds, int(np.prod(sx.shape)), scales, cones).to(self.device)
+        critics = StackedConeCritic(plan.folds, int(np.prod(sx.shape)), scales, cones).to(self.device_)
         gen = torch.Generator().manual_seed(self.seed)
         for k in range(plan.folds):
             train = plan.masks(k)["train"]
@@ -258,7 +301,7 @@ class W1Estimator:
         training samples of its fold (:func:`envelope_orientation`, :func:`envelope_start`)."""
         features = int(np.prod(sx.shape))
         torch.manual_seed(self.seed)
-        critics = StackedEnvelopeCritic(plan.folds, features, scales, cones).to(self.device)
+        critics = StackedEnvelopeCritic(plan.folds, features, scales, cones).to(self.device_)
         gen = torch.Generator().manual_seed(self.seed)
         for k in range(plan.folds):
             train = plan.masks(k)["train"]
@@ -279,13 +322,13 @@ class W1Estimator:
         n_train = _train_count(stats, plan)
         stacks = {kind: self._fold_networks(kind, sx, sy, plan, scales, n_train) for kind in kinds}
         schedule = Schedule(self.epochs, self.batch_size or auto_batch_size(n_train), self.lr, self.patience,
-                            self.min_epoch_steps, self.smoothing, self.lr_patience,
+                            self.min_epoch_steps, float(self.smoothing), self.lr_patience,
                             auto_tol(int(np.prod(sx.shape))) if self.tol is None else float(self.tol))
         disable = True if not _dist.is_main() else (None if self.progress is None else not self.progress)
         with tqdm(total=self.epochs, desc=f"W1 {' + '.join(kinds)} critics ({plan.folds} folds)", unit="epoch",
                   disable=disable, leave=False) as bar:
             best, history = train_fold_critics(stacks, sx, sy, plan, schedule, seed=self.seed,
-                                               distributed=self.distributed, bar=bar, rivals=rivals)
+                                               distributed=self.distributed_, bar=bar, rivals=rivals)
         nets = {kind: [stack.member(k) for k in range(plan.folds)] for kind, stack in stacks.items()}
         return best, nets, history
 
@@ -299,12 +342,13 @@ class W1Estimator:
         average of 1-Lipschitz functions is 1-Lipschitz).
         """
         t0 = time.perf_counter()
+        self._validate()
         sx, sy, center = self._sources(X, Y, weights_x, weights_y)
-        plan = sampler_plan(self.draws) if is_sampler(X) else FoldPlan(self.folds, self.fractions)
+        plan = sampler_plan(self._draws) if is_sampler(X) else FoldPlan(self.folds, self._fractions)
         rng = np.random.default_rng(self.seed)
         for i, s in enumerate((sx, sy)):
             s.assign(plan, rng, self.seed * 2 + i)
-        stats = [Stats(s, plan.cells, self.distributed) for s in (sx, sy)]
+        stats = [Stats(s, plan.cells, self.distributed_) for s in (sx, sy)]
         self._check_parts(plan, stats)
         candidates: list[list[tuple[float, str, nn.Module]]] = [[] for _ in range(plan.folds)]
         history: list[dict] = []
@@ -312,7 +356,7 @@ class W1Estimator:
         if "linear" in kinds:
             for k in range(plan.folds):
                 sel, lin = self._linear(stats, plan.masks(k))
-                sel = _dist.from_main(sel) if self.distributed else sel
+                sel = _dist.from_main(sel) if self.distributed_ else sel
                 candidates[k].append((sel, "linear", lin))
                 history.append({"fold": k, "candidate": "linear", "selection_kr": sel})
         networks = [kind for kind in kinds if kind != "linear"]
@@ -338,15 +382,15 @@ class W1Estimator:
                 raise ValueError("exact=True needs X and Y in memory (arrays or tensors), not streams or samplers")
             return None
         n, m = len(X), len(Y)
-        if self.exact is None and (self.distributed or not auto_exact(features, n, m)):
+        if self.exact is None and (self.distributed_ or not auto_exact(features, n, m)):
             return None
         return exact_w1(X, Y, weights_x, weights_y)
 
     def _finish(self, sx, sy, plan: FoldPlan, stats, chosen, center, history, t0: float) -> None:
         """Held-out values of the chosen critics, the returned critic and the result."""
         inner = _Stack([c for _, _, c in chosen])
-        mx = critic_moments(inner, sx, None, plan.folds, plan.cells, self.distributed)
-        my = critic_moments(inner, sy, None, plan.folds, plan.cells, self.distributed)
+        mx = critic_moments(inner, sx, None, plan.folds, plan.cells, self.distributed_)
+        my = critic_moments(inner, sy, None, plan.folds, plan.cells, self.distributed_)
         values, variances, in_sample = [], [], []
         for k in range(plan.folds):
             v, e = kr_from(mx, my, k, plan.masks(k)["heldout"])
@@ -369,13 +413,23 @@ class W1Estimator:
         if self._inner is None:
             raise RuntimeError("call fit(X, Y) before evaluate")
         sx, sy, _ = self._sources(X, Y, weights_x, weights_y, center=self.center_)
-        cells = FoldPlan(1, self.fractions).cells
+        cells = FoldPlan(1, self._fractions).cells
         mask = torch.ones(cells, dtype=torch.bool)  # unassigned samples: any cell
-        mx, my = (critic_moments(self._inner, s, None, 1, cells, self.distributed) for s in (sx, sy))
+        mx, my = (critic_moments(self._inner, s, None, 1, cells, self.distributed_) for s in (sx, sy))
         value, stderr = kr_from(mx, my, 0, mask)
         n = (mx.count(0, mask), my.count(0, mask))
         return W1Result(value, stderr, (value - 1.96 * stderr, value + 1.96 * stderr), math.nan, self.critic_,
                         n_heldout=n)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` is ``b`` or equal to it (``==`` may not give a bool, e.g. for tensors or modules)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def _train_count(stats: list[Stats], plan: FoldPlan) -> int:
@@ -406,6 +460,26 @@ def estimate_w1(X, Y, *, critic: nn.Module | str | None = None, weights_x=None, 
     :mod:`lipot.wasserstein.sources`). Returns a :class:`W1Result`: ``value`` is the held-out KR
     value of the selected critics (use it, not ``in_sample``), ``stderr`` and ``ci`` its
     standard error and 95 % interval.
+
+    Args:
+        X, Y: the two samples: arrays or tensors ``(n, d)`` and ``(m, d)``, images
+            ``(n, C, H, W)``, torch Datasets / DataLoaders (streamed), or samplers (callables
+            ``draw(n) -> (n, d)``).
+        critic: ``None`` (the estimator chooses per fold), ``"linear"``, ``"cone"``,
+            ``"envelope"``, ``"gnp"`` or a 1-Lipschitz ``torch.nn.Module``.
+        weights_x, weights_y: sample weights (non-negative, any scale), or ``None`` for uniform.
+        **settings: the keyword arguments of :class:`W1Estimator` (``folds``, ``epochs``,
+            ``seed``, ``device``...).
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(500, 3, generator=gen)
+        >>> y = torch.randn(500, 3, generator=gen) + torch.tensor([1.0, 0.0, 0.0])   # W1 = 1
+        >>> result = lipot.estimate_w1(x, y, seed=0)
+        >>> 0.8 < result.value < 1.2, result.ci[0] < result.value < result.ci[1]
+        (True, True)
+        >>> result.critic(x[:2]).shape            # the fitted 1-Lipschitz critic: one value per point
+        torch.Size([2])
     """
     return W1Estimator(critic, **settings).fit(X, Y, weights_x, weights_y).result_
 

@@ -14,20 +14,42 @@ __all__ = ["W1Result"]
 
 @dataclass
 class W1Result:
-    """An estimate of :math:`W_1`: ``value`` (held-out KR value) ± ``stderr``, ``ci`` (95 %).
+    r"""An estimate of :math:`W_1` between two samples (:func:`lipot.estimate_w1`).
 
-    ``critic`` is the fitted 1-Lipschitz potential :math:`f` on raw inputs (the mean of the fold
-    critics), with :math:`\\mathbb E_X f - \\mathbb E_Y f` the KR value; ``selected`` names the
-    critic kept in each fold (``"linear"``, ``"cone"``, ``"gnp"`` or ``"custom"``); ``history``
-    holds one record per epoch of every trained network.
+    In expectation ``value`` is at most the population W1 (the held-out KR value of a
+    1-Lipschitz critic) and ``exact`` at least (the plug-in estimate is convex in the samples),
+    so the two bracket it; in low dimension the plug-in bias is small and ``exact`` is often the
+    closer.
 
-    ``exact``: POT's exact W1 of the two samples (``exact=True``, or by default for small
-    samples of at most two features, :func:`~lipot.wasserstein.defaults.auto_exact`), else
-    ``None``. In expectation ``value`` is at most the population W1 (a held-out 1-Lipschitz
-    critic) and ``exact`` at least (the plug-in estimate is convex in the samples), so the two
-    bracket it; in low dimension the plug-in bias is small and ``exact`` is often the closer.
+    Attributes:
+        value: the held-out KR value :math:`\mathbb E_X f - \mathbb E_Y f` of the selected
+            critics (use it, not ``in_sample``).
+        stderr: its standard error.
+        ci: its 95 % confidence interval.
+        in_sample: the KR value on the training parts (optimistic).
+        critic: the fitted 1-Lipschitz potential :math:`f` on raw inputs (the mean of the fold
+            critics).
+        history: one record per epoch of every trained network.
+        n_heldout: the held-out samples of each side.
+        seconds: the estimation time.
+        selected: the critic kept in each fold (``"linear"``, ``"cone"``, ``"envelope"``,
+            ``"gnp"`` or ``"custom"``).
+        exact: POT's exact W1 of the two samples (``exact=True``, or by default for small
+            samples of at most two features, :func:`lipot.wasserstein.defaults.auto_exact`),
+            else ``None``.
+        n_drawn: the samples drawn from each sampler (samplers only, else ``(0, 0)``).
 
-    ``n_drawn``: the samples drawn from each sampler (samplers only, else ``(0, 0)``)."""
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x, y = torch.randn(400, 2, generator=gen), torch.randn(400, 2, generator=gen) + 2.0
+        >>> result = lipot.estimate_w1(x, y, critic="linear", seed=0)
+        >>> result.selected                                   # the critic kept in each fold
+        ('linear', 'linear', 'linear', 'linear', 'linear')
+        >>> result.exact is not None                          # exact OT of these small 2-D samples
+        True
+        >>> result.transport_direction(y[:3]).norm(dim=1)     # unit vectors: where y's points move
+        tensor([1.0000, 1.0000, 1.0000])
+    """
 
     value: float
     stderr: float

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from .. import distributed as _dist
-from ..ot import _check_dims, as_points, as_weights, check_float32_range
+from ..ot import check_same_features, as_points, as_weights, check_float32_range
 from .folds import FoldPlan, cells_by_hash, cells_by_rank
 
 __all__ = ["Memory", "Stream", "make_sources", "is_stream", "share", "zip_cycle", "sample_points"]
@@ -214,7 +214,7 @@ def make_sources(X, Y, weights_x, weights_y, batch_size: int | None, device: tor
             s.center = torch.as_tensor(center, dtype=torch.float64, device=device)
         return sx, sy, center
     x, y = as_points("X", X, min_points=2), as_points("Y", Y, min_points=2)
-    _check_dims(x, y)
+    check_same_features(x, y)
     shape = tuple(np.shape(X)[1:]) or (1,)
     if (tuple(np.shape(Y)[1:]) or (1,)) != shape:
         raise ValueError(f"X and Y must have the same sample shape, got {shape} and {tuple(np.shape(Y)[1:])}")
