@@ -4,7 +4,7 @@ audit and empirical Lipschitz lower bound, with timings.
     python benchmarks/gpu_audit.py --data-root MNIST_DIR --device cuda --n 1000
     python benchmarks/gpu_audit.py --model m.pt --data-root MNIST_DIR --device cpu --n 200
 
-Without ``--model`` it trains the MNIST 0-vs-8 dense HKR model of the README results table (10 epochs) first.
+Without ``--model`` it trains the MNIST 0-vs-8 dense HKR model of the results table (docs/results.md, 10 epochs) first.
 """
 
 import argparse

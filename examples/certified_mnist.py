@@ -1,8 +1,30 @@
-"""Certifiably robust MNIST 0-vs-8 classifier with the Python API: HKR loss, training with
+"""
+Certified MNIST 0-vs-8 with the HKR loss
+========================================
+
+Certifiably robust MNIST 0-vs-8 classifier with the Python API: HKR loss, training with
 per-epoch certified accuracy, a verified Lipschitz bound, and certificates checked by hand.
 
-Run: python examples/certified_mnist.py [MNIST_ROOT] [EPOCHS]
-     (default root $LIPOT_MNIST_ROOT or data/mnist, 10 epochs: about 10 s on 2 CPU cores)
+Run it::
+
+    python examples/certified_mnist.py [MNIST_ROOT] [EPOCHS]
+
+(default root ``$LIPOT_MNIST_ROOT`` or ``data/mnist``, 10 epochs: about 10 s on 2 CPU cores)
+
+Output of a run (``python examples/certified_mnist.py``, 10 epochs, 8.4 s on a 2-core CPU)::
+
+    epoch 1: loss -0.4404 acc 0.9730 KR 5.2258 (0.4 s) | val acc 0.9821 cert@0.5 0.9719 cert@1 0.9432 cert@1.58 0.8828 | L<=1.0000
+    ...
+    epoch 10: loss -0.5745 acc 0.9887 KR 6.4719 (0.3 s) | val acc 0.9908 cert@0.5 0.9862 cert@1 0.9693 cert@1.58 0.9258 | L<=1.0000
+      0 Flatten          1.00000000 (analytic (torch.nn, on this input size))
+      1 SpectralLinear   1.00000001 (SVD (float64))
+      2 GroupSort2       1.00000000 (analytic (lipot))
+      3 SpectralLinear   1.00000005 (SVD (float64))
+      4 GroupSort2       1.00000000 (analytic (lipot))
+      5 SpectralLinear   0.99999993 (SVD (float64))
+    verified Lipschitz bound: 0.99999999
+    test accuracy 0.9908; certified accuracy {0.5: 0.9861822128295898, 1.0: 0.9692937731742859, 1.58: 0.9257932305335999}
+    radii of 5 test images: [3.539398431777954, 3.1650941371917725, 3.0265915393829346, 4.2985053062438965, 2.8158676624298096]
 """
 
 import os

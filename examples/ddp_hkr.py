@@ -1,4 +1,6 @@
-"""Data-parallel HKR training and W1 estimation with torchrun (DDP).
+"""
+Data-parallel HKR training and W1 estimation with torchrun
+==========================================================
 
 One machine, 2 processes (CPU: gloo; one GPU per process: NCCL)::
 
@@ -9,6 +11,15 @@ Several nodes: the same script on every node, e.g. ``torchrun --nnodes 2 --node_
 Without torchrun it runs in one process. The data are two overlapping Gaussian blobs in 16-D
 (means +-0.3 per coordinate: the best possible accuracy is Phi(1.2) = 88.5 %, and W1 between the
 classes is 2.4); the model is validated on 1024 held-out points of the same distribution.
+
+Output of a run (``torchrun --nproc_per_node 2 examples/ddp_hkr.py --epochs 3``, 2 CPU processes,
+9.7 s)::
+
+    epoch 1: loss 0.0405 acc 0.8203 KR 1.4788 (0.6 s) | val acc 0.8760 cert@0.5 0.7139 | L<=1.0000
+    epoch 2: loss -0.0986 acc 0.8828 KR 2.2666 (0.4 s) | val acc 0.8799 cert@0.5 0.7363 | L<=1.0000
+    epoch 3: loss -0.1062 acc 0.8850 KR 2.3468 (0.6 s) | val acc 0.8877 cert@0.5 0.7402 | L<=1.0000
+    world size 2: final loss -0.1062, val accuracy 0.8877, certified@0.5 0.7402
+    W1 between the classes: 2.4164 +- 0.0313 (truth 2.4; critics: ('linear', 'linear'))
 """
 
 import argparse

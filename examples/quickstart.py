@@ -1,7 +1,13 @@
-"""lipot quickstart: build a 1-Lipschitz, gradient-norm-preserving convolutional network, train it
+"""
+A 1-Lipschitz, gradient-norm-preserving convolutional network
+=============================================================
+
+Build a 1-Lipschitz, gradient-norm-preserving convolutional network, train it
 a few steps, measure its Lipschitz constant independently, and export it to plain torch.nn.
 
-Run: python examples/quickstart.py   (a few seconds on CPU)
+Run it (a few seconds on CPU)::
+
+    python examples/quickstart.py
 """
 
 import numpy as np

@@ -1,5 +1,11 @@
-"""Quickstart, audit: attack a certified model and check that no adversarial example lies inside a
+"""
+Audit a certified classifier with attacks
+=========================================
+
+Attack a certified model and check that no adversarial example lies inside a
 certified radius, and bound its Lipschitz constant from below (attacks) and above (verified).
+
+Run it::
 
     python examples/quickstart_audit.py
 """

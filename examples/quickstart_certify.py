@@ -1,5 +1,11 @@
-"""Quickstart, certified robustness: train a 1-Lipschitz classifier with an HKR loss, then
+"""
+Train and certify a 1-Lipschitz classifier
+==========================================
+
+Train a 1-Lipschitz classifier with an HKR loss, then
 certify it (a margin of z_y - z_j over L * ||w_y - w_j|| is an l2 radius no attack can beat).
+
+Run it::
 
     python examples/quickstart_certify.py
 """

@@ -1,5 +1,11 @@
-"""Quickstart, Wasserstein-1: estimate W1 between two samples with held-out KR critics and check
+"""
+Wasserstein-1 between two samples, against exact optimal transport
+==================================================================
+
+Estimate W1 between two samples with held-out KR critics and check
 it against the exact optimal-transport value (POT) on the same samples.
+
+Run it::
 
     python examples/quickstart_w1.py
 """

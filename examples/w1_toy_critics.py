@@ -1,7 +1,11 @@
-"""Wasserstein-1 between 2-D toy distributions with lipot.estimate_w1: the critic's level sets,
-the samples, and the estimate beside exact optimal transport (POT) in each panel's title.
+"""
+The W1 critics of four 2-D toy pairs
+====================================
 
-    python examples/w1_toy_critics.py --out w1_critics.png [--n 2000] [--epochs 60]
+Wasserstein-1 between 2-D toy distributions with :func:`lipot.estimate_w1`: the critic's level sets,
+the samples, and the estimate beside exact optimal transport (POT) in each panel's title. Run it::
+
+    python examples/w1_toy_critics.py [--out w1_critics.png] [--n 2000] [--epochs 60]
 
 Panels: two moons; a ring of 8 Gaussians vs a 5 x 5 grid; N(0, I) vs N(0, 4 I) (scaled copies,
 W1 = E||X|| = 1.2533, optimal critic ||x||); a Gaussian shift (W1 = 2, linear critic).
@@ -34,7 +38,7 @@ def toy_pairs(n: int, rng: np.random.Generator):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="w1_critics.png")
+    parser.add_argument("--out", default=None, help="write the figure to this PNG")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--seed", type=int, default=0)
@@ -60,8 +64,9 @@ def main() -> None:
               f"critics {res.selected}")
     axes[0].legend(loc="lower left")
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"figure written to {args.out}")
+    if args.out:
+        fig.savefig(args.out, dpi=110)
+        print(f"figure written to {args.out}")
 
 
 if __name__ == "__main__":

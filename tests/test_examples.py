@@ -61,9 +61,10 @@ def test_certified_mnist_recipe_example_runs():
     ("quickstart_w1.py", "exact W1 of these samples"),
     ("quickstart_certify.py", "certified accuracy"),
     ("quickstart_audit.py", "verdict: ok"),
+    ("plot_certified_accuracy.py", "certified accuracy at eps = 1.00"),
 ])
 def test_quickstart_for_each_use_runs(script, expected):
-    """The W1, certified-classifier and audit quickstarts of the README run and their own
+    """The W1, certified-classifier and audit quickstarts (the gallery and the docs) run and their own
     assertions (accuracy of the estimate, verified bound, no certificate violated) hold."""
     result = subprocess.run([sys.executable, str(ROOT / "examples" / script)], capture_output=True, text=True,
                             cwd=ROOT, timeout=300)
