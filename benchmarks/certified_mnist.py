@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 import lipot
-from lipot.recipes import RECIPES, build_recipe
+from lipot.training.recipes import RECIPES, build_recipe
 
 EPS = (0.5, 1.0, 1.58)
 

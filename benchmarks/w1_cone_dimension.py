@@ -20,7 +20,7 @@ import numpy as np
 
 import lipot
 from lipot.ot import exact_w1
-from lipot.toys import ring_vs_grid, scaled_gaussians
+from lipot.data.toys import ring_vs_grid, scaled_gaussians
 
 
 def row(name: str, x, y, ref: float, seed: int) -> str:

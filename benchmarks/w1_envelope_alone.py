@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from lipot.funnels import FunnelPair
+from lipot.data.funnels import FunnelPair
 
 
 def start_centers(points: torch.Tensor, cones: int, start: str, gen: torch.Generator) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
 For every dimension d, number of funnels K and seed, draws two independent samples of ``--n``
 points (``y ~ Q``, uniform on the cube, and ``x ~ P``, cube points slid toward their funnel's
-centre; :class:`lipot.funnels.FunnelPair`), estimates W1(Q, P) with ``lipot.estimate_w1`` (its
+centre; :class:`lipot.data.funnels.FunnelPair`), estimates W1(Q, P) with ``lipot.estimate_w1`` (its
 defaults, or ``--set`` settings) and prints, per row (``--family network``: the pairs of
-:class:`lipot.network_pairs.NetworkPair` instead, moved along the rays of a random GNP network,
+:class:`lipot.data.network_pairs.NetworkPair` instead, moved along the rays of a random GNP network,
 ``--funnels`` then giving its number of layers):
 
 * ``truth``: E||x - y|| by Monte Carlo over ``--truth-n`` pairs (its standard error beside);
@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 import lipot
-from lipot.funnels import FunnelPair
-from lipot.network_pairs import NetworkPair
+from lipot.data.funnels import FunnelPair
+from lipot.data.network_pairs import NetworkPair
 from lipot.ot import exact_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -69,7 +69,7 @@ def _sampler(pair: FunnelPair, side: int, first_seed: int):
 
 FAMILIES = {"funnels": FunnelPair, "network": NetworkPair}
 """``--family``: the pair class; its second argument is the number of funnels ``K`` (funnels)
-or of layers ``L`` (network, :mod:`lipot.network_pairs`), given by ``--funnels``."""
+or of layers ``L`` (network, :mod:`lipot.data.network_pairs`), given by ``--funnels``."""
 
 
 def run_pair(dim: int, funnels: int, seed: int, n: int, truth_n: int, exact: bool, settings: dict,
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--funnels", type=int, nargs="+", default=[4, 64],
                         help="funnels K (--family funnels) or layers L (--family network)")
     parser.add_argument("--family", choices=sorted(FAMILIES), default="funnels",
-                        help="funnels (Korotin et al.) or network (lipot.network_pairs)")
+                        help="funnels (Korotin et al.) or network (lipot.data.network_pairs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=8000, help="points per side")
     parser.add_argument("--truth-n", type=int, default=200_000, help="Monte Carlo pairs for the truth")

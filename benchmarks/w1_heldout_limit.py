@@ -35,7 +35,7 @@ from scipy.spatial.distance import cdist
 
 import lipot
 from lipot.ot import exact_w1
-from lipot.toys import ring_vs_grid, two_moons
+from lipot.data.toys import ring_vs_grid, two_moons
 
 sys.path.insert(0, os.path.dirname(__file__))
 from w1_validation import setting  # noqa: E402

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from lipot.ot import exact_w1
-from lipot.toys import ring_vs_grid, two_moons
+from lipot.data.toys import ring_vs_grid, two_moons
 
 SAMPLERS = {"ring-grid": ring_vs_grid, "moons": two_moons}
 

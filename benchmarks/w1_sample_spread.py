@@ -23,7 +23,7 @@ import numpy as np
 
 import lipot
 from lipot.ot import exact_w1
-from lipot.toys import gaussian_shift, ring_vs_grid, scaled_gaussians, two_moons
+from lipot.data.toys import gaussian_shift, ring_vs_grid, scaled_gaussians, two_moons
 
 sys.path.insert(0, os.path.dirname(__file__))
 from w1_validation import setting  # noqa: E402

@@ -27,7 +27,7 @@ import lipot
 from lipot.ot import exact_w1, sinkhorn_w1, sliced_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lipot.toys import gaussian_shift as shift, ring_vs_grid, scaled_gaussians as scaled, two_moons  # noqa: E402
+from lipot.data.toys import gaussian_shift as shift, ring_vs_grid, scaled_gaussians as scaled, two_moons  # noqa: E402
 
 OLD_RUN = """
 import json, sys, time, numpy as np

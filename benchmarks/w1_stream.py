@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import lipot
-from lipot.toys import mean_norm
+from lipot.data.toys import mean_norm
 
 
 class BlockFile(torch.utils.data.Dataset):

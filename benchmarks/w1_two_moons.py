@@ -11,7 +11,7 @@ import numpy as np
 
 import lipot
 from lipot.ot import exact_w1
-from lipot.toys import two_moons
+from lipot.data.toys import two_moons
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from lipot.ot import exact_w1
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _data import MNIST_ROOT  # noqa: E402
-from lipot.toys import gaussian_shift, ring_vs_grid, scaled_gaussians, two_moons  # noqa: E402
+from lipot.data.toys import gaussian_shift, ring_vs_grid, scaled_gaussians, two_moons  # noqa: E402
 
 
 shift, scaled = gaussian_shift, scaled_gaussians

@@ -10,11 +10,11 @@ from pathlib import Path
 import lipot
 
 SKIP = {"lipot.export", "lipot.cli.__main__"}  # a deprecated path; the entry point
-# The package that gathers the functional forms for users (deel-torchlip's ``functional``): a
-# function it lists is documented there (``lipot.functional.group_sort``), not in the module that
-# defines it (``lipot.nn.functional``). Every other name outside ``lipot.__all__`` is documented in
-# its home module.
-FACADES = ["lipot.functional"]
+# The packages that gather names for users: a name one of them lists is documented there
+# (``lipot.functional.group_sort``, ``lipot.training.fit``), not in the module that defines it
+# (``lipot.nn.functional``, ``lipot.training.loop``). Every other name outside ``lipot.__all__`` is
+# documented in its home module.
+FACADES = ["lipot.functional", "lipot.training", "lipot.data", "lipot.certify"]
 
 
 def public_modules() -> list[str]:

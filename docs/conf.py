@@ -4,16 +4,17 @@ Build (from the repository root, after ``pip install -e ".[docs]"``)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-Every example of ``examples/`` whose name starts with ``plot_`` or ``quickstart`` runs during the
+The examples of ``examples/`` named ``plot_*``, ``quickstart*`` and ``w1_toy_critics`` run during the
 build (sphinx-gallery) and its printed output and figures appear on its page; the longer ones are
-rendered with the output stored in their docstrings. Without network access (CI), set
-``LIPOT_DOCS_OFFLINE=1``: the links into the torch, numpy and POT documentation (intersphinx) are
-then left out instead of failing the build.
+rendered with the output stored in their docstrings. The links into the torch, numpy, Python
+and POT documentation (intersphinx) are added when those sites can be reached, and left out
+otherwise (or with ``LIPOT_DOCS_OFFLINE=1``) instead of failing the build.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -67,12 +68,26 @@ nitpick_ignore_regex = [
     ("py:.*", r"(int|float|bool|str|tuple|list|dict|None|object|type|bytes|iterator|generator)"),
 ]
 
-intersphinx_mapping = {} if os.environ.get("LIPOT_DOCS_OFFLINE") else {
+
+
+def _online(host: str = "docs.python.org") -> bool:
+    """Whether the documentation sites can be reached (a TCP connection within 3 s)."""
+    if os.environ.get("LIPOT_DOCS_OFFLINE"):
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+# Links into the torch, numpy, Python and POT documentation, when their inventories can be fetched.
+intersphinx_mapping = {
     "python": ("https://docs.python.org/3", None),
     "torch": ("https://docs.pytorch.org/docs/stable", None),
     "numpy": ("https://numpy.org/doc/stable", None),
     "ot": ("https://pythonot.github.io", None),
-}
+} if _online() else {}
 
 sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),

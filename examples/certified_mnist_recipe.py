@@ -4,7 +4,7 @@ Certified MNIST at radius 1.58 with the EMMA recipe
 
 Certified MNIST, 10 classes, at L2 radius 1.58 with a record recipe: the 4C3F network of
 orthogonal convolutions with a row-normalized (LLN) head, the EMMA margin loss on per-pair
-certificates, a radius ramp and a cosine learning-rate decay (``lipot.recipes.build_recipe``), then the
+certificates, a radius ramp and a cosine learning-rate decay (``lipot.training.recipes.build_recipe``), then the
 per-pair certificates checked by hand.
 
 Run it::
@@ -31,7 +31,7 @@ import torch
 
 from lipot import data, losses
 from lipot.certify import certified_accuracy, certified_radius, lipschitz_bound
-from lipot.recipes import build_recipe
+from lipot.training.recipes import build_recipe
 from lipot.training import fit, make_loader
 
 root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("LIPOT_MNIST_ROOT", "data/mnist")

@@ -4,19 +4,19 @@ certified robustness and Lipschitz audits.
 Layers live in :mod:`lipot.nn` and are re-exported here (``lipot.SpectralLinear`` ...).
 """
 
+import importlib as _importlib
+import sys as _sys
+
 from . import (  # the subpackages and modules, as attributes (``lipot.ot.exact_w1``); none is star-exported
     audit,
     certify,
-    conv_coefficients,
     data,
     distributed,
     functional,
+    linalg,
     losses,
     models,
-    normalizers,
-    operator_norms,
     ot,
-    schedules,
     training,
     wasserstein,
 )
@@ -61,5 +61,27 @@ __all__ = [
 ]
 
 
+# Former paths of the modules that moved into subpackages: ``import lipot.normalizers`` and
+# ``lipot.toys.two_moons`` still work (the same module objects); the documented paths are the new ones.
+_MOVED = {
+    "bjorck": "linalg.bjorck",
+    "normalizers": "linalg.normalizers",
+    "conv_coefficients": "linalg.conv_coefficients",
+    "operator_norms": "linalg.operator_norms",
+    "plain_call": "linalg.plain_call",
+    "schedules": "training.schedules",
+    "checkpoints": "training.checkpoints",
+    "recipes": "training.recipes",
+    "toys": "data.toys",
+    "funnels": "data.funnels",
+    "network_pairs": "data.network_pairs",
+    "leaf_bounds": "certify.leaf_bounds",
+}
+for _old, _new in _MOVED.items():
+    _sys.modules[f"{__name__}.{_old}"] = _importlib.import_module(f"{__name__}.{_new}")
+
+
 def __getattr__(name: str):
+    if name in _MOVED:  # lipot.normalizers as an attribute
+        return _sys.modules[f"{__name__}.{_MOVED[name]}"]
     return _resolve("lipot", name, vars(_nn), _DEEL_ONLY)

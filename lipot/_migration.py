@@ -34,7 +34,7 @@ TOP_LEVEL = {
                              "lipot.nn.base.LipschitzModule",
     "SharedLipFactory": "internal to deel-torchlip's BatchLipNorm; lipot.Sequential(k_coef_lip=k) shares a "
                         "Lipschitz factor among layers",
-    "utils": "lipot.normalizers (bjorck_orthonormalize, spectral_normalize, frobenius_normalize, "
+    "utils": "lipot.linalg.normalizers (bjorck_orthonormalize, spectral_normalize, frobenius_normalize, "
              "aol_normalize) and lipot.vanilla_export / lipot.vanilla_model",
     "init": "lipot layers initialize their weights orthogonally themselves; torch.nn.init for other modules",
 }

@@ -131,7 +131,7 @@ def test_lipschitz_bound_uses_actual_weights_and_rejects_unknown_modules():
         lipschitz_bound(nn.Sequential(lin), ())
     bn = nn.BatchNorm1d(3)
     with pytest.raises(ValueError, match="eval mode"):
-        lipot.leaf_bounds._batchnorm_bound(bn)
+        lipot.certify.leaf_bounds._batchnorm_bound(bn)
 
 
 def test_report_names_layers_and_conv_bound_below_nominal():

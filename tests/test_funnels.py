@@ -1,4 +1,4 @@
-"""The funnel benchmark family (lipot.funnels) against independent facts: the pairing moves points
+"""The funnel benchmark family (lipot.data.funnels) against independent facts: the pairing moves points
 along rays of a 1-Lipschitz potential (f(y) - f(x) = ||x - y|| on every pair), so on any finite
 sample POT's exact W1 between the paired points equals the mean pair distance (the pairing is a
 feasible plan and f a feasible dual with the same value)."""
@@ -10,7 +10,7 @@ import ot
 import pytest
 import torch
 
-from lipot.funnels import FunnelPair
+from lipot.data.funnels import FunnelPair
 
 CASES = [(1, 3, 0), (2, 4, 0), (2, 64, 1), (3, 16, 2), (16, 64, 0), (64, 256, 3)]
 

@@ -47,7 +47,7 @@ def test_spectral_conv_reshaped_kernel_is_orthonormal():
     layer = lipot.SpectralConv2d(4, 8, 3, padding=1, k_coef_lip=2.0)
     train_steps(layer, torch.randn(8, 4, 6, 6), steps=10)
     with torch.no_grad():
-        reshaped = layer.weight.reshape(8, -1) / (2.0 * lipot.normalizers.conv_coefficient(3, 1, 1))
+        reshaped = layer.weight.reshape(8, -1) / (2.0 * lipot.linalg.normalizers.conv_coefficient(3, 1, 1))
     sv = singular_values_np(reshaped)
     assert sv.max() <= 1 + 1e-5 and sv.min() >= 1 - 1e-3
 

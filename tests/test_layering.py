@@ -1,9 +1,10 @@
 """The architecture stays visible: a module imports only from lower layers (walked with ``ast``,
 lazy imports inside functions included).
 
-Layers, bottom to top: argument checks and plain utilities; the normalizers; the layers
-(``lipot.nn``); losses, models and export; certificates; audit, W1 estimation and training;
-recipes; the command line; the package facade.
+Layers, bottom to top: argument checks, distributed helpers and exact OT; the linear algebra
+(``lipot.linalg``) and the data (``lipot.data``); the layers (``lipot.nn``); losses, models and
+export; the functional forms and the certificates (``lipot.certify``); audit and W1 estimation;
+the training stack (``lipot.training``); the command line; the package facade.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "lipot"
 
 LEVELS = {
-    "_transforms": 0, "_migration": 0, "_checks": 0.5, "data": 2, "toys": 1, "distributed": 0, "ot": 0, "schedules": 0,
-    "checkpoints": 1,
-    "conv_coefficients": 1, "bjorck": 1.5, "plain_call": 1, "funnels": 1, "network_pairs": 1.5,
-    "normalizers": 2, "operator_norms": 2,
+    "_transforms": 0, "_migration": 0, "_checks": 0.5, "distributed": 0, "ot": 0,
+    "data": 2,  # readers, toy pairs, the funnel and network benchmark pairs
+    "linalg": 2,  # Björck, normalizers, convolution coefficients, operator norms, plain calls
     "nn": 3,
     "losses": 4, "models": 4, "export": 4,
-    "functional": 5, "leaf_bounds": 5, "certify": 5.5,
-    "audit": 6, "wasserstein": 6, "training": 6,
-    "recipes": 7,
+    "functional": 5, "certify": 5.5,
+    "audit": 6, "wasserstein": 6,
+    "training": 7,  # the loop, checkpoints, schedules, recipes
     "cli": 8,
     "__init__": 9,
 }

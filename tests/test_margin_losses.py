@@ -11,7 +11,7 @@ import torch
 
 import lipot
 from lipot import losses
-from lipot.schedules import RadiusRamp, lr_decay
+from lipot.training.schedules import RadiusRamp, lr_decay
 
 
 def _case(seed: int = 0, n: int = 16, c: int = 5, d: int = 7):

@@ -1,4 +1,4 @@
-"""The network benchmark family (lipot.network_pairs) against independent facts: the potential is
+"""The network benchmark family (lipot.data.network_pairs) against independent facts: the potential is
 1-Lipschitz with unit gradients, every pair moves along a ray where it falls at unit rate
 (f(y) - f(x) = ||x - y||), so on any finite sample POT's exact W1 between the paired points
 equals the mean pair distance."""
@@ -10,7 +10,7 @@ import ot
 import pytest
 import torch
 
-from lipot.network_pairs import NetworkPair
+from lipot.data.network_pairs import NetworkPair
 
 CASES = [(1, 2, 0), (2, 3, 0), (5, 3, 1), (16, 2, 2)]
 

@@ -1,4 +1,4 @@
-"""lipot.normalizers against independent computations (numpy SVD, dense Jacobians, formulas)."""
+"""lipot.linalg.normalizers against independent computations (numpy SVD, dense Jacobians, formulas)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lipot import bjorck
-from lipot import normalizers as N
+from lipot.linalg import bjorck
+from lipot.linalg import normalizers as N
 from conftest import jacobian_matrix, singular_values_np, spectral_norm_np
 
 

@@ -380,7 +380,7 @@ def test_fused_training_backward_equals_autograd_and_its_own_derivative(case):
     assert any("ComposeAtOrthonormal" in name for name in _graph_names(kernel))
     plan = param[0].plan
     reference_raw = raw.detach().clone().requires_grad_()
-    q = lipot.normalizers.polar_tangent(reference_raw.view(plan.count, plan.rows, plan.cols))
+    q = lipot.linalg.normalizers.polar_tangent(reference_raw.view(plan.count, plan.rows, plan.cols))
     reference = 1.5 * plan.compose(q)
     assert torch.equal(kernel, reference)
     gen = torch.Generator().manual_seed(1)

@@ -144,3 +144,15 @@ def test_an_unknown_name_is_a_plain_attribute_error():
         warnings.simplefilter("error")
         with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
             lipot.nothing_here  # noqa: B018
+
+
+@pytest.mark.parametrize("old, new", sorted(lipot._MOVED.items()))
+def test_the_former_module_paths_are_the_moved_modules(old, new):
+    import importlib
+
+    moved = importlib.import_module(f"lipot.{new}")
+    assert importlib.import_module(f"lipot.{old}") is moved
+    assert getattr(lipot, old) is moved
+    namespace: dict = {}
+    exec(f"from lipot.{old} import __name__ as found", namespace)
+    assert namespace["found"] == f"lipot.{new}"

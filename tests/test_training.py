@@ -185,4 +185,4 @@ def test_cli_recipe_and_4c3f_arch_kwargs():
                       "head": "lln"}
     assert isinstance(models.build("4c3f", **kwargs)[-1], lipot.FrobeniusLinear)
     args = cli.build_parser().parse_args(["train", "--recipe", "emma", "--eps", "0.5", "1.58", "--out", "m.pt"])
-    assert train_cli.train_eps(args) == 1.58 and train_cli.radius_ramp(args).overshoot == lipot.schedules.RadiusRamp(1.0).overshoot
+    assert train_cli.train_eps(args) == 1.58 and train_cli.radius_ramp(args).overshoot == lipot.training.schedules.RadiusRamp(1.0).overshoot

@@ -13,7 +13,7 @@ import lipot
 from lipot.functional import cone_potential
 from lipot.losses import weighted_kr
 from lipot.nn import ConePotential
-from lipot.toys import ring_vs_grid
+from lipot.data.toys import ring_vs_grid
 from lipot.wasserstein import StackedConeCritic, default_candidates
 from lipot.wasserstein.critics import CONE_MAX_FEATURES
 

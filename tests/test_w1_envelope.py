@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import lipot
-from lipot.funnels import FunnelPair
+from lipot.data.funnels import FunnelPair
 from lipot.functional import cone_envelope
 from lipot.nn import ConeEnvelope
 from lipot.wasserstein import StackedEnvelopeCritic

@@ -224,7 +224,7 @@ def test_transport_direction_is_the_unit_gradient_toward_x(gaussian_shift):
 def test_transport_direction_on_a_funnel_pair():
     """On the 4-funnel pair in 2-D the critic's gradient points along the true transport
     direction (the potential's gradient) at most points of P."""
-    from lipot.funnels import FunnelPair
+    from lipot.data.funnels import FunnelPair
 
     pair = FunnelPair(2, 4, 0)
     x, _ = pair.sample(1000, seed=1)

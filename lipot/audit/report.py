@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks
-from ..certify import certified_accuracy, lipschitz_bound
+from ..certify.certificates import certified_accuracy, lipschitz_bound
 from ..nn.base import evaluating
 from ._common import Logits, as_inputs, check_labels
 from .attacks import attack_radius

@@ -10,7 +10,8 @@ from typing import Sequence
 
 import torch
 
-from .. import data, distributed
+from ..data import readers as data
+from .. import distributed
 
 __all__ = ["HelpWithDefaults", "version", "POSITIVE_INT", "NONNEGATIVE_INT", "POSITIVE", "NONNEGATIVE",
            "unit_interval", "library_default", "user_set", "dataset", "launch"]

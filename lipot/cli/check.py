@@ -10,8 +10,8 @@ import torch
 
 from .. import models
 from ..audit import attack_radius, audit_certificates
-from ..certify import certified_accuracy, lipschitz_report
-from ..checkpoints import load_checkpoint, load_model_state
+from ..certify.certificates import certified_accuracy, lipschitz_report
+from ..training.checkpoints import load_checkpoint, load_model_state
 from ..nn import nominal_lipschitz
 from ._args import NONNEGATIVE, POSITIVE, POSITIVE_INT, dataset, library_default, user_set
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import data, distributed
+from ..data import readers as data
+from .. import distributed
 from ..ot import DEFAULT_MAX_PAIRS, exact_w1
 from ..wasserstein import W1Estimator, estimate_w1
 from ..wasserstein.critics import DEFAULT_CONES, ENVELOPE_CONES

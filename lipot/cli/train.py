@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from .. import distributed, losses, models
-from ..checkpoints import load_checkpoint
-from ..recipes import RECIPES, build_recipe
-from ..schedules import LR_DECAYS, RadiusRamp, lr_decay
-from ..training import DEFAULT_LR, fit, make_loader
+from ..training.checkpoints import load_checkpoint
+from ..training.recipes import RECIPES, build_recipe
+from ..training.schedules import LR_DECAYS, RadiusRamp, lr_decay
+from ..training.loop import DEFAULT_LR, fit, make_loader
 from ._args import (NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, dataset, launch, library_default,
                     unit_interval, user_set)
 
@@ -209,7 +209,7 @@ def add_parser(add_command) -> argparse.ArgumentParser:
                    help="conv: halve the resolution by L2-norm pooling or a stride-2 conv (default "
                         f"{library_default(models.conv_classifier, 'downsample')})")
     t.add_argument("--recipe", default=None, choices=RECIPES,
-                   help="a certified-training recipe of lipot.recipes (network, loss, optimizer, schedules, "
+                   help="a certified-training recipe of lipot.training.recipes (network, loss, optimizer, schedules, "
                         "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --train-eps still apply")
     t.add_argument("--head", default=None, choices=models.HEADS,
                    help="last layer (lln: row-normalized, certified per pair; default: the builder's)")

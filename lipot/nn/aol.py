@@ -6,7 +6,7 @@ The weight is rescaled in closed form, without iterations (Prach & Lampert, arXi
     W \mapsto W D, \qquad D_{ii} = \Big(\sum_j |W^\top W|_{ij}\Big)^{-1/2}
 
 (for a convolution, :math:`W^\top W` is the kernel's self-correlation over channels and
-offsets; :func:`lipot.normalizers.aol_normalize`). :math:`\lVert W D\rVert \le 1` for every
+offsets; :func:`lipot.linalg.normalizers.aol_normalize`). :math:`\lVert W D\rVert \le 1` for every
 :math:`W`, so the layer is ``k_coef_lip``-Lipschitz whatever the weights, and it is orthogonal
 exactly when :math:`W` already is (then :math:`D = I`). The rescaling is differentiable and costs
 one small convolution of the kernel with itself: the cheap option next to
@@ -20,7 +20,7 @@ cannot be orthogonal (a pixel-unshuffle kernel of stride :math:`s` gets :math:`D
 Bounds per padding: zero padding and every stride or dilation (a crop and subsampling of a
 circular convolution on a larger torus); circular padding while the output windows do not wrap
 around (``out * stride <= input size``, checked at every forward); reflect / replicate padding
-divided by :func:`lipot.normalizers.padding_copy_bound`.
+divided by :func:`lipot.linalg.normalizers.padding_copy_bound`.
 """
 
 from __future__ import annotations

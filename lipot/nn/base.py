@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .. import _checks
-from ..plain_call import check_plain_call
+from ..linalg.plain_call import check_plain_call
 from .torch_bounds import nominal_torch_bound
 
 __all__ = ["LipschitzModule", "TracedLipschitzModule", "nominal_lipschitz", "trace_export", "evaluating"]

@@ -108,7 +108,7 @@ class ConeEnvelope(TracedLipschitzModule):
     gradient norm is below 1 wherever the two disagree), its gradient has norm 1 wherever one
     cone dominates: a gradient-norm-preserving potential. It is the potential of transport
     toward (lower) or away from (upper) a set of centers, such as the funnel pairs of Korotin,
-    Kolesov & Burnaev's W1 benchmark (:mod:`lipot.funnels`), and every 1-Lipschitz function is
+    Kolesov & Burnaev's W1 benchmark (:mod:`lipot.data.funnels`), and every 1-Lipschitz function is
     such an envelope over enough centers (McShane's extension).
 
     Args:

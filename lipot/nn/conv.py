@@ -3,7 +3,7 @@ r"""Lipschitz convolutions: :class:`SpectralConv1d`, :class:`SpectralConv2d`,
 
 The kernel reshaped to ``(out_channels, in_channels * prod(kernel_size))`` (per group) is
 normalized (Björck or Frobenius) so that its spectral norm is at most 1, then multiplied by
-``k_coef_lip / conv_count_bound(...)``. :func:`lipot.normalizers.conv_count_bound` is the exact
+``k_coef_lip / conv_count_bound(...)``. :func:`lipot.linalg.normalizers.conv_count_bound` is the exact
 worst case of the convolution's operator norm over kernels with unit reshaped norm; it accounts
 for stride, dilation, and copies made by reflect / replicate / circular padding. It equals
 deel-torchlip's :math:`\sqrt{\lceil k_1/s_1\rceil \lceil k_2/s_2\rceil}` for zero padding.
@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .. import _checks
-from ..conv_coefficients import resolve_padding, conv_coefficient, padding_copy_bound
-from ..normalizers import (
+from ..linalg.conv_coefficients import resolve_padding, conv_coefficient, padding_copy_bound
+from ..linalg.normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
     DEFAULT_EPS_SPECTRAL,

@@ -7,7 +7,7 @@ import math
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..normalizers import (
+from ..linalg.normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
     DEFAULT_EPS_SPECTRAL,

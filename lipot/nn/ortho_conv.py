@@ -35,7 +35,7 @@ What is guaranteed (:math:`N` input size, :math:`s` stride, per axis):
 * **zero padding**: a crop of a circular convolution on a larger torus: ``k_coef_lip``-Lipschitz
   on every input size, orthogonal away from the border.
 * **reflect / replicate padding**: the padding copies pixels; the kernel is divided by
-  :func:`lipot.normalizers.padding_copy_bound` (sound, not gradient-norm preserving).
+  :func:`lipot.linalg.normalizers.padding_copy_bound` (sound, not gradient-norm preserving).
 
 Soundness does not rest on the factors being exactly orthonormal: :math:`\lVert R\rVert \le 1`
 and :math:`0 \preceq P \preceq I` (true for any :math:`\lVert U\rVert \le 1`, which Björck
@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from .. import _checks
-from ..normalizers import (
+from ..linalg.normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK_ORTHO,
     DEFAULT_EPS_SPECTRAL,

@@ -13,10 +13,10 @@ by the shared :class:`lipot.nn.parametrization.LipschitzWeight`.
 Training speed: in eager training mode the raw factors have just been re-projected onto the
 orthonormal matrices, so the kernel's gradient is the composition's vector-Jacobian product
 followed by the exact polar derivative at those factors
-(:func:`lipot.normalizers.polar_tangent_vjp`). ``_ComposeAtOrthonormal`` computes the
+(:func:`lipot.linalg.normalizers.polar_tangent_vjp`). ``_ComposeAtOrthonormal`` computes the
 composition once without recording a graph and applies that backward by hand: the same
 gradient as autograd through :meth:`KernelPlan.compose` and
-:func:`lipot.normalizers.polar_tangent`, with fewer tensor operations and no autograd
+:func:`lipot.linalg.normalizers.polar_tangent`, with fewer tensor operations and no autograd
 nodes for the many small products (in such a chain of small products the per-operation
 overhead, not the arithmetic, sets the cost). Everywhere else
 (``torch.compile``, ``torch.func`` transforms, evaluation) autograd runs through the same
@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from .. import _checks
 from .._transforms import is_compiling
-from ..normalizers import polar_tangent, polar_tangent_vjp
+from ..linalg.normalizers import polar_tangent, polar_tangent_vjp
 from .cached import CachedWeight
 from .parametrization import LipschitzWeight
 

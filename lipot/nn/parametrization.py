@@ -2,7 +2,7 @@ r"""The one weight-normalization code path shared by every lipot weight layer.
 
 :class:`LipschitzWeight` is a :mod:`torch.nn.utils.parametrize` parametrization registered on
 ``weight``. It views the raw weight as a batch of matrices (one per convolution group, rows =
-output channels), normalizes them with :mod:`lipot.normalizers`, and multiplies by
+output channels), normalizes them with :mod:`lipot.linalg.normalizers`, and multiplies by
 ``k_coef_lip * coefficient`` (the convolution correction, 1 for dense layers):
 
 * ``"bjorck"`` (Spectral* layers): the polar factor :math:`\mathrm{polar}(W) = W(W^\top W)^{-1/2}`,
@@ -12,13 +12,13 @@ output channels), normalizes them with :mod:`lipot.normalizers`, and multiplies 
   (:math:`\mathrm{polar}(\mathrm{polar}(W)) = \mathrm{polar}(W)`), but it keeps the raw weight
   orthonormal, so after an optimizer step two or three Björck steps restore orthonormality, and
   the backward pass is the exact 2-matmul derivative of the polar factor at an orthonormal point
-  (:func:`lipot.normalizers.polar_tangent`) instead of back-propagation through every step.
+  (:func:`lipot.linalg.normalizers.polar_tangent`) instead of back-propagation through every step.
 * ``"spectral"`` (``eps_bjorck=None``): division by a *verified* upper bound on the largest
-  singular value (:func:`lipot.normalizers.spectral_normalize`).
+  singular value (:func:`lipot.linalg.normalizers.spectral_normalize`).
 * ``"frobenius"``: division by the Frobenius norm (per matrix, or per row with
   ``disjoint_neurons``).
 * ``"aol"`` (AOL* layers): the closed-form almost-orthogonal rescaling of the input channels
-  (:func:`lipot.normalizers.aol_normalize`), on the weight in its own shape (a kernel's
+  (:func:`lipot.linalg.normalizers.aol_normalize`), on the weight in its own shape (a kernel's
   self-correlation for convolutions).
 
 Caching: when no gradient is needed (``torch.no_grad()``, or a frozen weight), the normalized
@@ -46,7 +46,7 @@ from torch import Tensor
 from .. import _checks
 from .._transforms import in_functorch_transform, is_compiling, is_static, is_transformed_tensor
 from .cached import CachedWeight, full_precision
-from ..normalizers import (
+from ..linalg.normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
     DEFAULT_EPS_SPECTRAL,
@@ -213,7 +213,7 @@ class LipschitzWeight(CachedWeight):
 
 class _SpectralWeight(LipschitzWeight):
     """Division by a verified upper bound of the largest singular value
-    (:func:`lipot.normalizers.spectral_normalize`), the power-iteration vector kept in ``u``."""
+    (:func:`lipot.linalg.normalizers.spectral_normalize`), the power-iteration vector kept in ``u``."""
 
     method = "spectral"
 
@@ -239,7 +239,7 @@ class _FrobeniusWeight(LipschitzWeight):
 
 class _AOLWeight(LipschitzWeight):
     """The almost-orthogonal rescaling on the weight in its own shape
-    (:func:`lipot.normalizers.aol_normalize`)."""
+    (:func:`lipot.linalg.normalizers.aol_normalize`)."""
 
     method = "aol"
 
@@ -260,7 +260,7 @@ class _BjorckWeight(LipschitzWeight):
     def _prescale(self, m: Tensor, warm: bool = False) -> Tensor:
         """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6), or
         the RMS singular value alone when ``warm`` (the matrix is an orthonormal one plus one
-        optimizer update too large for :func:`lipot.normalizers.bjorck_near_orthonormal`: its
+        optimizer update too large for :func:`lipot.linalg.normalizers.bjorck_near_orthonormal`: its
         spectrum is still clustered around the RMS value, and the power iteration would cost
         more, in small operations, than the Björck steps it saves).
 
@@ -345,7 +345,7 @@ class _BjorckWeight(LipschitzWeight):
         orthogonal-kernel composition): in eager training mode with a gradient, project ``x``
         in place exactly as :meth:`forward` does and return its ``(groups, m, n)`` matrix view,
         now orthonormal to the Björck tolerance, so that the backward pass through the polar
-        factor is :func:`lipot.normalizers.polar_tangent_vjp` at that view (the scale is left
+        factor is :func:`lipot.linalg.normalizers.polar_tangent_vjp` at that view (the scale is left
         to the caller). ``None`` in every other case (evaluation, no gradient,
         ``torch.compile``, ``torch.func`` transforms, a non-leaf ``x``): call the module.
         """

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks
-from ..normalizers import DEFAULT_EPS_BJORCK
+from ..linalg.normalizers import DEFAULT_EPS_BJORCK
 from .linear import SpectralLinear
 from .weight_layer import LipschitzWeightLayer, lipschitz_weight
 

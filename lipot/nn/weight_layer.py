@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .. import _checks
-from ..normalizers import DEFAULT_EPS_BJORCK
+from ..linalg.normalizers import DEFAULT_EPS_BJORCK
 from .base import LipschitzModule
 from .parametrization import LipschitzWeight, check_weight_dtype
 

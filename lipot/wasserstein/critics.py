@@ -37,7 +37,7 @@ from .. import models
 from ..nn.functional import cone_envelope, cone_potential, group_sort_norm
 from ..nn import ConeEnvelope, ConePotential, GroupSortNorm, Sequential, StackedSpectralLinear
 from ..nn.cones import DEFAULT_CONES
-from ..normalizers import DEFAULT_EPS_BJORCK
+from ..linalg.normalizers import DEFAULT_EPS_BJORCK
 
 __all__ = ["ScaledCritic", "MeanCritic", "LinearCritic", "StackedDenseCritic", "StackedConeCritic",
            "StackedEnvelopeCritic", "envelope_orientation", "envelope_start", "envelope_width_factor",

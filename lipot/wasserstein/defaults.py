@@ -113,7 +113,7 @@ def default_candidates(in_features: int, n_train: int | None = None) -> tuple[st
 EXACT_MAX_FEATURES = 2
 r"""Largest input width for which :func:`auto_exact` adds POT's exact W1 of the two samples to
 the result. The exact plug-in value is biased upward (in expectation it is at least the
-population W1, by convexity), by about :math:`n^{-1/d}`: on funnel pairs (:mod:`lipot.funnels`,
+population W1, by convexity), by about :math:`n^{-1/d}`: on funnel pairs (:mod:`lipot.data.funnels`,
 seed 0, 4000 per side, 4 / 64 funnels) it erred by -0.8 % / +7.5 % in 2-D, +0.9 % / +8.7 % in
 3-D, +3.9 % / +14.1 % in 4-D and +33.2 % / +56.6 % in 8-D (``python benchmarks/w1_funnels.py
 --exact-only --dims 2 3 4 8 --funnels 4 64 --seeds 0 --n 4000``), while the estimator erred by

@@ -30,7 +30,7 @@ of the K held-out values.
   fold's training samples (:func:`~lipot.wasserstein.critics.envelope_orientation`,
   :func:`~lipot.wasserstein.critics.envelope_start`). Its gradient has norm 1 almost
   everywhere, and it is the shape of transport toward (or away from) clusters: on the funnel
-  pairs of Korotin, Kolesov & Burnaev's benchmark (:mod:`lipot.funnels`) it is what brought
+  pairs of Korotin, Kolesov & Burnaev's benchmark (:mod:`lipot.data.funnels`) it is what brought
   the 16- to 128-dimensional rows from -18 % ... -55 % of the true W1 to the figures of
   ``docs/results.md``;
 * a GNP network (:func:`lipot.models.dense_critic` for vectors, :func:`lipot.models.conv_critic`

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _checks
+from .. import _checks
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model_state"]
 

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import losses, models
+from .. import losses, models
 from .schedules import RadiusRamp, lr_decay
-from .training import DEFAULT_LR
+from .loop import DEFAULT_LR
 
 __all__ = ["Recipe", "RECIPES", "build_recipe"]
 

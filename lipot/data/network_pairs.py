@@ -1,5 +1,5 @@
 r"""Pairs of distributions with a known :math:`W_1` built on a random gradient-norm-preserving
-network: a second family of W1 benchmark pairs, beside the funnels of :mod:`lipot.funnels`.
+network: a second family of W1 benchmark pairs, beside the funnels of :mod:`lipot.data.funnels`.
 
 **Principle** (Kantorovich–Rubinstein duality). If :math:`f` is 1-Lipschitz and a coupling of
 :math:`P` and :math:`Q` only pairs points with :math:`f(y) - f(x) = \lVert y - x\rVert`, then
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from . import _checks
+from .. import _checks
 from .funnels import KnownW1Pair
 
 __all__ = ["NetworkPair"]

@@ -21,12 +21,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from . import _checks
+from .. import _checks
 from .checkpoints import RESUME_KEYS, load_checkpoint, load_model_state, save_checkpoint
-from . import distributed as _dist
-from . import losses
-from .certify import predicted_correct, certified_accuracy
-from .distributed import shard_slice
+from .. import distributed as _dist
+from .. import losses
+from ..certify.certificates import predicted_correct, certified_accuracy
+from ..distributed import shard_slice
 from .schedules import RadiusRamp
 
 __all__ = ["fit", "save_checkpoint", "load_checkpoint", "load_model_state", "make_loader", "TensorLoader", "DEFAULT_LR"]
@@ -202,8 +202,8 @@ def fit(
             only when stderr is a terminal.
         log: called with a one-line summary per epoch (``None``: silent).
         scheduler: an optional LR scheduler stepped once per epoch (e.g.
-            :func:`lipot.schedules.lr_decay`).
-        radius_ramp: a :class:`lipot.schedules.RadiusRamp`: before every batch, ``loss_fn.eps``
+            :func:`lipot.training.schedules.lr_decay`).
+        radius_ramp: a :class:`lipot.training.schedules.RadiusRamp`: before every batch, ``loss_fn.eps``
             is set to ``radius_ramp(t)`` (``t``: epochs done, fractional), for the certified-margin losses of :mod:`lipot.losses.margin`; the radius of
             the last batch is recorded as ``train_eps``.
         distributed: train with :class:`~torch.nn.parallel.DistributedDataParallel` on the

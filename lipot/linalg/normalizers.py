@@ -1,12 +1,12 @@
 r"""Pure tensor functions that constrain weights: power iteration, Björck orthonormalization,
 Frobenius and AOL normalization, verified spectral normalization; the convolution correction
-coefficients of :mod:`lipot.conv_coefficients` are re-exported here.
+coefficients of :mod:`lipot.linalg.conv_coefficients` are re-exported here.
 
 Everything here works on a matrix ``(m, n)`` or a batch of matrices ``(..., m, n)`` (one per
 convolution group) and is device- and dtype-agnostic. The layers in :mod:`lipot.nn` call these
 functions through a single parametrization (:class:`lipot.nn.parametrization.LipschitzWeight`).
 
-Björck orthonormalization and the polar factor's derivative live in :mod:`lipot.bjorck`
+Björck orthonormalization and the polar factor's derivative live in :mod:`lipot.linalg.bjorck`
 (re-exported here, with their defaults); its module docstring states the soundness facts.
 
 A successful Cholesky factorization of :math:`c^2 I - W^\top W` certifies
@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from . import _checks
-from ._transforms import is_static as _static
-from .bjorck import (  # re-exported: the public API of lipot.normalizers
+from .. import _checks
+from .._transforms import is_static as _static
+from .bjorck import (  # re-exported: the public API of lipot.linalg.normalizers
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
     DEFAULT_EPS_BJORCK_ORTHO,
@@ -37,7 +37,7 @@ from .bjorck import (  # re-exported: the public API of lipot.normalizers
     polar_tangent,
     polar_tangent_vjp,
 )
-from .conv_coefficients import (  # re-exported: the public API of lipot.normalizers
+from .conv_coefficients import (  # re-exported: the public API of lipot.linalg.normalizers
     conv_coefficient,
     conv_count_bound,
     deel_conv_coefficient,

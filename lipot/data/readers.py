@@ -4,7 +4,7 @@ IDX format (LeCun et al.): a big-endian header ``0x00 0x00 <type> <ndim>``, then
 big-endian uint32 sizes, then the data. MNIST files hold unsigned bytes (type ``0x08``): images
 ``(N, 28, 28)`` (magic 2051) and labels ``(N,)`` (magic 2049). Files may be gzip-compressed.
 Nothing is downloaded: point ``root`` at the four standard files. The seeded toy pairs with a
-known W1 (:func:`toy_pair`) live in :mod:`lipot.toys`.
+known W1 (:func:`toy_pair`) live in :mod:`lipot.data.toys`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the norm of its input, from the kernel size, stride, padding and dilation alone.
 * :func:`padding_copy_bound`: the norm of reflect / replicate padding (pixel copies);
 * :func:`conv_coefficient`, :func:`deel_conv_coefficient`: the factors the layers apply.
 
-Pure Python on the settings (no tensors); :mod:`lipot.normalizers` re-exports the public names.
+Pure Python on the settings (no tensors); :mod:`lipot.linalg.normalizers` re-exports the public names.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from . import _checks
+from .. import _checks
 
 __all__ = [
     "conv_count_bound",

@@ -17,7 +17,7 @@ arXiv:1802.04034; Leino, Wang & Fredrikson, GloRo, arXiv:2102.08452):
 actual weights: the product of each layer's exact operator norm (float64 SVD for linear layers;
 for convolutions, the exact norm of a circular convolution that contains the zero-padded,
 strided one, or of the circular convolution itself, computed by FFT and a polyphase
-decomposition in :mod:`lipot.operator_norms`), not the layers' nominal claims.
+decomposition in :mod:`lipot.linalg.operator_norms`), not the layers' nominal claims.
 """
 
 from __future__ import annotations
@@ -30,17 +30,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from . import _checks
+from .. import _checks
 from .leaf_bounds import leaf_bound
-from .nn.base import evaluating, nominal_lipschitz
-from .plain_call import check_plain_call
-from .nn.residual import LipResidual
-from .operator_norms import (
-    effective_weight,
-    conv_operator_norm,
-    conv_operator_norm_lower,
-    linear_operator_norm,
-)
+from ..nn.base import evaluating, nominal_lipschitz
+from ..linalg.plain_call import check_plain_call
+from ..nn.residual import LipResidual
+from ..linalg.operator_norms import effective_weight, conv_operator_norm, conv_operator_norm_lower, linear_operator_norm
 
 __all__ = [
     "LayerBound",

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from . import _checks
+from .. import _checks
 
 __all__ = ["FunnelPair", "KnownW1Pair"]
 
@@ -57,7 +57,7 @@ def _generator(seed: int) -> torch.Generator:
 
 class KnownW1Pair:
     """What the benchmark pairs with a known :math:`W_1` share (:class:`FunnelPair`,
-    :class:`lipot.network_pairs.NetworkPair`): a subclass has ``dim`` and ``sample(n, seed)``
+    :class:`lipot.data.network_pairs.NetworkPair`): a subclass has ``dim`` and ``sample(n, seed)``
     returning optimally paired ``(x, y)``."""
 
     dim: int

@@ -4,7 +4,7 @@ r"""Verified Lipschitz bounds of single modules (the leaves of the model walk in
 * ``nn.Linear`` (plain, lipot, AOL, torch-parametrized or ``spectral_norm``-hooked): the float64
   SVD of the weight the forward uses;
 * convolutions (``Conv1d``, ``Conv2d``, ``ConvTranspose2d``, lipot's or torch's): the FFT /
-  polyphase norm of :mod:`lipot.operator_norms` for zero and tiling circular padding, else a
+  polyphase norm of :mod:`lipot.linalg.operator_norms` for zero and tiling circular padding, else a
   count bound (see :func:`conv_bound`);
 * eval-mode batch normalization: its largest diagonal scale;
 * :class:`~lipot.nn.StackedSpectralLinear`: the SVD of the whole stacked weight (the map from a
@@ -13,7 +13,7 @@ r"""Verified Lipschitz bounds of single modules (the leaves of the model walk in
 * lipot's weight-free (or analytically bounded) modules: their ``lipschitz_bound()``;
 * the weight-free ``torch.nn`` modules of :mod:`lipot.nn.torch_bounds`, on this input size.
 
-Before any of these, :func:`lipot.plain_call.check_plain_call` refuses a module whose call may
+Before any of these, :func:`lipot.linalg.plain_call.check_plain_call` refuses a module whose call may
 not be its class's computation (forward hooks, an overridden ``forward``).
 """
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .conv_coefficients import resolve_padding, conv_count_bound, padding_copy_bound
-from .nn.base import LipschitzModule
-from .plain_call import check_plain_call
-from .nn.stacked import StackedSpectralLinear
-from .nn.torch_bounds import shaped_torch_bound
-from .operator_norms import (
+from ..linalg.conv_coefficients import resolve_padding, conv_count_bound, padding_copy_bound
+from ..nn.base import LipschitzModule
+from ..linalg.plain_call import check_plain_call
+from ..nn.stacked import StackedSpectralLinear
+from ..nn.torch_bounds import shaped_torch_bound
+from ..linalg.operator_norms import (
     NUMERIC_MARGIN,
     effective_weight,
     circular_tiles,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
-from .ot import exact_w1
+from .. import _checks
+from ..ot import exact_w1
 
 __all__ = ["TOYS", "ToyPair", "toy_pair", "two_moons", "gaussian_shift", "scaled_gaussians", "ring_vs_grid",
            "mean_norm"]

@@ -3,7 +3,7 @@ r"""Björck orthonormalization with a guaranteed bound, and the derivative of th
 :func:`bjorck_orthonormalize` (any input), :func:`bjorck_near_orthonormal` (a weight
 re-projected before its last optimizer update: fewer operations), :func:`polar_tangent` and
 :func:`polar_tangent_vjp` (the exact backward pass at an orthonormal point). Re-exported by
-:mod:`lipot.normalizers`, which holds the other weight normalizations.
+:mod:`lipot.linalg.normalizers`, which holds the other weight normalizations.
 
 Soundness facts used below (all singular values :math:`\sigma \ge 0`):
 
@@ -33,8 +33,8 @@ import math
 import torch
 from torch import Tensor
 
-from . import _checks
-from ._transforms import is_static as _static
+from .. import _checks
+from .._transforms import is_static as _static
 
 __all__ = [
     "DEFAULT_EPS_BJORCK",
