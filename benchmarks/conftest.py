@@ -7,6 +7,7 @@ torch.set_num_threads(2)
 
 def pytest_terminal_summary(terminalreporter):
     from test_conv_layers import INTERLEAVED_CONV_RESULTS
+    from test_dense_gnp_step import INTERLEAVED_GNP_RESULTS
     from test_dense_orthogonalization import INTERLEAVED_DENSE_RESULTS
     from test_layers import INTERLEAVED_RESULTS
 
@@ -27,3 +28,11 @@ def pytest_terminal_summary(terminalreporter):
             cells = "  ".join(f"{impl} {t * 1e3:.1f}" for impl, t in result.items())
             sv = "  ".join(f"{impl} sigma in [{lo:.6f}, {hi:.6f}]" for impl, (lo, hi) in spectra.items())
             terminalreporter.write_line(f"{case:<11}{cells}   {sv}")
+    if INTERLEAVED_GNP_RESULTS:
+        terminalreporter.section("GNP dense train step, interleaved medians (ms), ratio to nn.Linear, eval spectra")
+        for case, result, spectra in INTERLEAVED_GNP_RESULTS:
+            base = result["nn.Linear"]
+            cells = "  ".join(f"{impl} {t * 1e3:.2f} ({t / base:.2f}x)" for impl, t in result.items())
+            terminalreporter.write_line(f"{case:<22}{cells}")
+            sv = "  ".join(f"{impl} [{lo:.6f}, {hi:.6f}]" for impl, (lo, hi) in spectra.items())
+            terminalreporter.write_line(f"{'':<22}sigma: {sv}")

@@ -37,6 +37,7 @@ from .. import _checks
 from .._transforms import is_static as _static
 
 __all__ = [
+    "bjorck_retract",
     "DEFAULT_EPS_BJORCK",
     "DEFAULT_MAXITER_BJORCK",
     "DEFAULT_BETA_BJORCK",
@@ -214,8 +215,40 @@ def _bjorck_steps(w: Tensor, gram: Tensor, steps: int) -> Tensor:
     return w
 
 
+def bjorck_retract(weight: Tensor) -> Tensor | None:
+    r"""One Björck step :math:`\tfrac32 W - \tfrac12 W W^\top W`: the retraction of the
+    ``"retraction"`` update (a matrix that was orthonormal before one optimizer step).
+
+    Each singular value moves to :math:`\sigma' = \tfrac12\sigma(3 - \sigma^2)`, which is at
+    most 1 for every :math:`\sigma \le \sqrt3` and brings :math:`1 - \sigma` to
+    :math:`\tfrac12(1-\sigma)^2(\sigma+2)`: quadratic convergence, so an update of relative size
+    :math:`\delta` leaves a deviation of about :math:`\tfrac32\delta^2`. The condition
+    :math:`\sigma_{max}^2 \le 2.9` is certified by the infinity norm of the Gram matrix (one pass
+    over it once the step has computed it) or, where that bound is too loose (wide matrices), by a
+    Cholesky factorization of :math:`2.9 I - W^\top W` (about a sixth of a matrix product). Cost:
+    two matrix products (the Gram matrix and the step), the floor for keeping a weight
+    orthonormal.
+
+    Returns:
+        The stepped weight, or ``None`` when the certificate fails (a large update, or NaN/Inf:
+        use :func:`bjorck_orthonormalize`) or control flow cannot depend on the data
+        (``is_static``).
+    """
+    if _static(weight):
+        return None
+    gram = gram_matrix(weight)
+    bound = float(gram.abs().sum(-1).amax())
+    if not math.isfinite(bound):
+        return None
+    if bound > _PRESCALE_CEILING and bool(
+            torch.linalg.cholesky_ex(_PRESCALE_CEILING * identity_like(gram) - gram).info.any()):
+        return None
+    return _bjorck_step(weight, gram)
+
+
 def bjorck_near_orthonormal(
-    weight: Tensor, tol: float = DEFAULT_EPS_BJORCK, maxiter: int = DEFAULT_MAXITER_BJORCK
+    weight: Tensor, tol: float = DEFAULT_EPS_BJORCK, maxiter: int = DEFAULT_MAXITER_BJORCK,
+    max_width: int | None = _SMALL_GRAM,
 ) -> tuple[Tensor, int] | None:
     r"""Björck orthonormalization of a matrix known to be near orthonormal (e.g. a weight
     re-projected before its last optimizer update), with no estimate between steps.
@@ -227,13 +260,22 @@ def bjorck_near_orthonormal(
     value within ``tol`` of 1; they run without any test. The output has
     :math:`\sigma_{max} \le 1` up to rounding, as for :func:`bjorck_orthonormalize`.
 
+    Args:
+        weight: ``(..., m, n)``.
+        tol: the accuracy of the singular values, guaranteed by the plan.
+        maxiter: the most steps planned.
+        max_width: the widest Gram matrix accepted (default 256): beyond, the Frobenius norm is
+            so loose that the plan takes more steps than :func:`bjorck_orthonormalize`'s
+            estimates; ``None`` accepts any width (for a one-time projection that must be
+            guaranteed).
+
     Returns:
         ``(orthonormalized weight, steps)``, or ``None`` (after one Gram product and one norm)
-        when the matrix is not that close, its Gram matrix is wider than ``_SMALL_GRAM``
-        (where the Frobenius norm is too loose a bound), it holds NaN/Inf, or data-dependent
-        control flow is impossible (``is_static``): use :func:`bjorck_orthonormalize` then.
+        when the matrix is not that close, its Gram matrix is wider than ``max_width``, it holds
+        NaN/Inf, or data-dependent control flow is impossible (``is_static``): use
+        :func:`bjorck_orthonormalize` then.
     """
-    if _static(weight) or min(weight.shape[-2:]) > _SMALL_GRAM:
+    if _static(weight) or (max_width is not None and min(weight.shape[-2:]) > max_width):
         return None
     gram = gram_matrix(weight)
     steps = _planned_steps(float(_gram_deviation(gram)), tol, maxiter)

@@ -53,6 +53,13 @@ class SpectralLinear(LinearMixin, nn.Linear):
             norm preserving).
         maxiter_bjorck: maximum number of Björck steps per weight update.
         beta_bjorck: Björck step size; only 0.5 is safe and accepted.
+        update: how training keeps the weight orthonormal. ``"polar"`` (default): the gradient
+            is the exact derivative of the polar factor and the raw weight is projected to
+            ``eps_bjorck`` at every step. ``"retraction"``: the plain gradient of the orthonormal
+            weight, then one Björck step after each optimizer step (a retraction: projected
+            gradient descent on the orthonormal matrices), and the projection to ``eps_bjorck``
+            when the layer leaves training mode; the cheapest train step (two matrix products
+            per step for the weight). Both keep the largest singular value at most ``k``.
         device, dtype: as ``torch.nn.Linear``.
 
     References:
@@ -79,6 +86,7 @@ class SpectralLinear(LinearMixin, nn.Linear):
         maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL,
         maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
         beta_bjorck: float = DEFAULT_BETA_BJORCK,
+        update: str = "polar",
         device=None,
         dtype=None,
     ) -> None:
@@ -86,7 +94,7 @@ class SpectralLinear(LinearMixin, nn.Linear):
         self._init_weight(
             k_coef_lip,
             **spectral_weight_kwargs(
-                eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck
+                eps_spectral, eps_bjorck, maxiter_spectral, maxiter_bjorck, beta_bjorck, update
             ),
         )
 

@@ -13,6 +13,19 @@ output channels), normalizes them with :mod:`lipot.linalg.normalizers`, and mult
   orthonormal, so after an optimizer step two or three Björck steps restore orthonormality, and
   the backward pass is the exact 2-matmul derivative of the polar factor at an orthonormal point
   (:func:`lipot.linalg.normalizers.polar_tangent`) instead of back-propagation through every step.
+
+  With ``update="retraction"`` (``SpectralLinear(..., update="retraction")``) training is
+  projected gradient descent on the orthonormal matrices instead: the layer uses the raw weight
+  itself (orthonormal), so the optimizer receives the plain gradient :math:`G` of the loss with
+  respect to the weight, and after each optimizer step one Björck step
+  (:func:`lipot.linalg.normalizers.bjorck_retract`, a retraction) brings the weight back. A step
+  of relative size :math:`\delta` leaves the singular values within about
+  :math:`\tfrac32\delta^2` of 1 (below 1 always: the step maps every :math:`\sigma \le \sqrt3`
+  into :math:`[0, 1]`). To first order the retraction removes the part of the update normal to
+  the manifold, so the two updates agree to first order for plain gradient descent; they differ
+  through the optimizer's per-coordinate scaling (Adam). The cost per step is two matrix
+  products for the weight, against about four for ``"polar"``. When the layer leaves training
+  mode, the weight is projected once to :data:`POLISH_TOL`.
 * ``"spectral"`` (``eps_bjorck=None``): division by a *verified* upper bound on the largest
   singular value (:func:`lipot.linalg.normalizers.spectral_normalize`).
 * ``"frobenius"``: division by the Frobenius norm (per matrix, or per row with
@@ -55,6 +68,7 @@ from ..linalg.normalizers import (
     aol_normalize,
     bjorck_near_orthonormal,
     bjorck_orthonormalize,
+    bjorck_retract,
     check_bjorck_beta,
     frobenius_normalize,
     polar_tangent,
@@ -62,9 +76,13 @@ from ..linalg.normalizers import (
     spectral_normalize,
 )
 
-__all__ = ["LipschitzWeight", "NormalizationConfig", "METHODS", "check_weight_dtype"]
+__all__ = ["LipschitzWeight", "NormalizationConfig", "METHODS", "UPDATES", "POLISH_TOL", "check_weight_dtype"]
 
 METHODS = ("bjorck", "spectral", "frobenius", "aol")
+UPDATES = ("polar", "retraction")
+POLISH_TOL = 1e-4
+"""Accuracy of the singular values when a ``"retraction"`` layer leaves training (or
+``eps_bjorck`` if smaller): a one-time cost, so tighter than the per-step default."""
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 # Björck steps used under torch.compile (no convergence test is possible there).
@@ -88,7 +106,12 @@ class NormalizationConfig:
 
     ``eps_spectral`` / ``maxiter_spectral``: the power iteration (the spectral method's estimate,
     Björck's starting scale); ``eps_bjorck`` / ``maxiter_bjorck`` / ``beta_bjorck``: the Björck
-    iteration; ``disjoint_neurons``: Frobenius only, normalize each row separately.
+    iteration; ``disjoint_neurons``: Frobenius only, normalize each row separately;
+    ``update``: Björck only, how training keeps the weight orthonormal (module docstring):
+    ``"polar"`` (the exact derivative of the polar factor, the raw weight projected to
+    ``eps_bjorck`` at every step) or ``"retraction"`` (the plain gradient of the orthonormal
+    weight, one Björck step after each optimizer step, the projection to ``eps_bjorck`` when
+    training stops).
     """
 
     eps_spectral: float = DEFAULT_EPS_SPECTRAL
@@ -97,8 +120,11 @@ class NormalizationConfig:
     maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK
     beta_bjorck: float = DEFAULT_BETA_BJORCK
     disjoint_neurons: bool = False
+    update: str = "polar"
 
     def __post_init__(self) -> None:
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
         _checks.positive_float("eps_spectral", self.eps_spectral)
         _checks.positive_int("maxiter_spectral", self.maxiter_spectral)
         _checks.positive_float("eps_bjorck", self.eps_bjorck)
@@ -252,10 +278,12 @@ class _BjorckWeight(LipschitzWeight):
     in training mode and the exact polar derivative in the backward pass (module docstring)."""
 
     method = "bjorck"
+    _polished = True  # (class default: objects unpickled from before the "retraction" update)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._projected: tuple[int, int, Tensor] | None = None
+        self._polished = True  # the projected raw weight is orthonormal to eps_bjorck
 
     def _prescale(self, m: Tensor, warm: bool = False) -> Tensor:
         """Divisor putting the spectrum near 1: max(RMS singular value, sigma_est / 1.6), or
@@ -309,6 +337,8 @@ class _BjorckWeight(LipschitzWeight):
         if is_static(m):
             return self._orthonormalize(m, fixed_iterations=COMPILED_BJORCK_STEPS)
         if projected if projected is not None else self._is_projected(x):
+            if self.training and self.config.update == "retraction":
+                return m  # the plain gradient of the orthonormal weight (module docstring)
             return polar_tangent(m)
         return self._orthonormalize(m)
 
@@ -335,10 +365,32 @@ class _BjorckWeight(LipschitzWeight):
         # same storage as the last projection: an orthonormal matrix plus an in-place update
         warm = self._projected is not None and self._projected[1] == x.data_ptr()
         with torch.no_grad():
-            q = self._orthonormalize(self._matrix(x), warm=warm)
+            q = None
+            if warm and self.training and self.config.update == "retraction":
+                q = bjorck_retract(self._matrix(x))  # one step; None if not certified
+            self._polished = q is None
+            if q is None:
+                q = self._orthonormalize(self._matrix(x), warm=warm)
             x.copy_(q.reshape(x.shape))
             self._projected = (x._version, x.data_ptr(), x.sum())
         return True
+
+    def _polish(self, x: Tensor) -> None:
+        r"""Out of training, the raw weight left by a ``"retraction"`` step (orthonormal to about
+        :math:`\tfrac32\delta^2` for updates of relative size :math:`\delta`) is projected in
+        place, once, to :data:`POLISH_TOL` (or ``eps_bjorck`` if smaller): evaluation, export and
+        certificates see singular values within 1e-4 of 1."""
+        if self._polished or not x.is_leaf:
+            return
+        m = self._matrix(x)  # (the last retraction, or it plus one optimizer update)
+        tol = min(self.config.eps_bjorck, POLISH_TOL)
+        with torch.no_grad():  # steps planned from the Frobenius bound: the accuracy is guaranteed
+            near = bjorck_near_orthonormal(m, tol, self.config.maxiter_bjorck, max_width=None)
+            q = near[0] if near is not None else bjorck_orthonormalize(
+                m / self._prescale(m)[:, None, None], tol=tol, maxiter=self.config.maxiter_bjorck)
+            x.copy_(q.reshape(x.shape))
+            self._projected = (x._version, x.data_ptr(), x.sum())
+        self._polished = True
 
     def orthonormal_for_training(self, x: Tensor) -> Tensor | None:
         """For a caller that writes its own backward through this normalization (the
@@ -380,6 +432,8 @@ class _BjorckWeight(LipschitzWeight):
             if in_functorch_transform():
                 return self._compute(*self._virtual_projection(x))
             projected = self._project(x)
+        elif not self._polished and not is_compiling() and not in_functorch_transform():
+            self._polish(x)
         if self._needs_graph(x):
             return self._compute(x, projected)
         return self._cached(x)
@@ -387,4 +441,5 @@ class _BjorckWeight(LipschitzWeight):
     def __getstate__(self):
         state = super().__getstate__()
         state["_projected"] = None
+        state["_polished"] = True  # a copy has no projection: it is orthonormalized from scratch
         return state

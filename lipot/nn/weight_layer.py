@@ -22,8 +22,10 @@ def spectral_weight_kwargs(
     maxiter_spectral: int,
     maxiter_bjorck: int,
     beta_bjorck: float,
+    update: str = "polar",
 ) -> dict:
-    """LipschitzWeight arguments of the Spectral* layers (``eps_bjorck=None``: spectral only)."""
+    """LipschitzWeight arguments of the Spectral* layers (``eps_bjorck=None``: spectral only;
+    ``update`` applies to Björck only)."""
     return dict(
         method="spectral" if eps_bjorck is None else "bjorck",
         eps_spectral=eps_spectral,
@@ -31,6 +33,7 @@ def spectral_weight_kwargs(
         eps_bjorck=DEFAULT_EPS_BJORCK if eps_bjorck is None else eps_bjorck,
         maxiter_bjorck=maxiter_bjorck,
         beta_bjorck=beta_bjorck,
+        **({} if eps_bjorck is None else {"update": update}),
     )
 
 
