@@ -119,7 +119,8 @@ def test_it_converges_on_a_gnp_network_as_the_polar_update_does():
 
 
 def test_the_retraction_refuses_what_it_cannot_certify():
-    assert bjorck_retract(torch.full((1, 4, 4), float("nan"))) is None
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        bjorck_retract(torch.full((1, 4, 4), float("nan")))
     big = 3.0 * torch.eye(6)[None]  # sigma^2 = 9 > 2.9: a large update
     assert bjorck_retract(big) is None
     w = torch.linalg.qr(torch.randn(8, 8))[0][None] + 0.01 * torch.randn(1, 8, 8)
@@ -127,6 +128,8 @@ def test_the_retraction_refuses_what_it_cannot_certify():
                                atol=1e-5)
 
 
-def test_an_unknown_update_is_refused():
+def test_an_unknown_or_inapplicable_update_is_refused():
     with pytest.raises(ValueError, match="update must be one of"):
         lipot.SpectralLinear(4, 4, update="riemannian")
+    with pytest.raises(ValueError, match="does not apply with eps_bjorck=None"):
+        lipot.SpectralLinear(4, 4, eps_bjorck=None, update="retraction")

@@ -115,28 +115,29 @@ def identity_like(gram: Tensor) -> Tensor:
     return torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
 
 
-def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Rescale each matrix so that :math:`\sigma_{max}^2 \le 2.9 < 3`, guaranteed.
-
-    The infinity-norm of the Gram matrix bounds :math:`\sigma_{max}^2` for free; where it exceeds
-    the ceiling, a Cholesky factorization of :math:`2.9 I - G` is tried as a certificate (eager
-    mode only), and only matrices without a certificate are divided by
-    :math:`\sqrt{\lVert G\rVert_\infty / 2.9}`. In eager mode the same bound (one host read)
-    also checks that the weight is finite: it is NaN/Inf iff some Gram entry is.
-    """
+def _uncertified(gram: Tensor) -> tuple[Tensor, Tensor | None]:
+    r"""Per matrix, the infinity norm of the Gram matrix and whether :math:`\sigma_{max}^2 \le 2.9`
+    is **not** certified, by that norm (free) or, where it exceeds the ceiling, by a Cholesky
+    factorization of :math:`2.9 I - G` (eager mode only); ``None`` for the flags when every
+    matrix is certified by the norm (no further host read). In eager mode the same bound (one host
+    read) also checks that the weight is finite: it is NaN/Inf iff some Gram entry is."""
     bound = gram.abs().sum(-1).amax(-1)
-    if not _static(bound):
-        top = float(bound.detach().max())
-        check_finite(top)
-        if top <= _PRESCALE_CEILING:
-            return w, gram
-        needs = bound > _PRESCALE_CEILING
-        certificate = torch.linalg.cholesky_ex(
-            _PRESCALE_CEILING * identity_like(gram) - gram
-        ).info
-        needs = needs & (certificate != 0)
-    else:
-        needs = bound > _PRESCALE_CEILING
+    if _static(bound):
+        return bound, bound > _PRESCALE_CEILING
+    top = float(bound.detach().max())
+    check_finite(top)
+    if top <= _PRESCALE_CEILING:
+        return bound, None
+    certificate = torch.linalg.cholesky_ex(_PRESCALE_CEILING * identity_like(gram) - gram).info
+    return bound, (bound > _PRESCALE_CEILING) & (certificate != 0)
+
+
+def _certified_prescale(w: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Rescale each matrix so that :math:`\sigma_{max}^2 \le 2.9 < 3`, guaranteed: only the
+    matrices ``_uncertified`` flags are divided by :math:`\sqrt{\lVert G\rVert_\infty / 2.9}`."""
+    bound, needs = _uncertified(gram)
+    if needs is None:
+        return w, gram
     factor = torch.where(needs, bound / _PRESCALE_CEILING, torch.ones_like(bound))
     w = w / factor.sqrt()[..., None, None]
     gram = gram / factor[..., None, None]
@@ -230,18 +231,17 @@ def bjorck_retract(weight: Tensor) -> Tensor | None:
     orthonormal.
 
     Returns:
-        The stepped weight, or ``None`` when the certificate fails (a large update, or NaN/Inf:
-        use :func:`bjorck_orthonormalize`) or control flow cannot depend on the data
-        (``is_static``).
+        The stepped weight, or ``None`` when the certificate fails (a large update: use
+        :func:`bjorck_orthonormalize`) or control flow cannot depend on the data (``is_static``).
+
+    Raises:
+        ValueError: the weight holds NaN or Inf.
     """
     if _static(weight):
         return None
     gram = gram_matrix(weight)
-    bound = float(gram.abs().sum(-1).amax())
-    if not math.isfinite(bound):
-        return None
-    if bound > _PRESCALE_CEILING and bool(
-            torch.linalg.cholesky_ex(_PRESCALE_CEILING * identity_like(gram) - gram).info.any()):
+    needs = _uncertified(gram)[1]  # (raises for NaN/Inf, as the full projection would)
+    if needs is not None and bool(needs.any()):
         return None
     return _bjorck_step(weight, gram)
 

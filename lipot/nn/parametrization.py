@@ -362,18 +362,24 @@ class _BjorckWeight(LipschitzWeight):
             return False
         if self._is_projected(x):
             return True
-        # same storage as the last projection: an orthonormal matrix plus an in-place update
-        warm = self._projected is not None and self._projected[1] == x.data_ptr()
         with torch.no_grad():
-            q = None
-            if warm and self.training and self.config.update == "retraction":
-                q = bjorck_retract(self._matrix(x))  # one step; None if not certified
-            self._polished = q is None
-            if q is None:
-                q = self._orthonormalize(self._matrix(x), warm=warm)
-            x.copy_(q.reshape(x.shape))
+            q, self._polished = self._projection(x)
+            x.copy_(q)
             self._projected = (x._version, x.data_ptr(), x.sum())
         return True
+
+    def _projection(self, x: Tensor) -> tuple[Tensor, bool]:
+        """The value the training-mode projection gives ``x`` (in ``x``'s shape), and whether it
+        is orthonormal to ``eps_bjorck``: one :func:`bjorck_retract` step for the
+        ``"retraction"`` update of a weight projected before its last optimizer step, else the
+        projection to ``eps_bjorck``."""
+        # same storage as the last projection: an orthonormal matrix plus an in-place update
+        warm = self._projected is not None and self._projected[1] == x.data_ptr()
+        if warm and self.config.update == "retraction":
+            q = bjorck_retract(self._matrix(x))
+            if q is not None:
+                return q.reshape(x.shape), False
+        return self._orthonormalize(self._matrix(x), warm=warm).reshape(x.shape), True
 
     def _polish(self, x: Tensor) -> None:
         r"""Out of training, the raw weight left by a ``"retraction"`` step (orthonormal to about
@@ -421,9 +427,8 @@ class _BjorckWeight(LipschitzWeight):
             return x, None
         if self._is_projected(x):
             return x, True
-        warm = self._projected is not None and self._projected[1] == x.data_ptr()
         with torch.no_grad():
-            q = self._orthonormalize(self._matrix(x), warm=warm).reshape(x.shape)
+            q, _ = self._projection(x)
         return x + (q - x).detach(), True
 
     def _forward(self, x: Tensor) -> Tensor:

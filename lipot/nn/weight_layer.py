@@ -26,6 +26,9 @@ def spectral_weight_kwargs(
 ) -> dict:
     """LipschitzWeight arguments of the Spectral* layers (``eps_bjorck=None``: spectral only;
     ``update`` applies to Björck only)."""
+    if eps_bjorck is None and update != "polar":
+        raise ValueError(f"update={update!r} sets how Björck training keeps the weight orthonormal; it "
+                         "does not apply with eps_bjorck=None (spectral normalization): drop one of them")
     return dict(
         method="spectral" if eps_bjorck is None else "bjorck",
         eps_spectral=eps_spectral,
@@ -33,7 +36,7 @@ def spectral_weight_kwargs(
         eps_bjorck=DEFAULT_EPS_BJORCK if eps_bjorck is None else eps_bjorck,
         maxiter_bjorck=maxiter_bjorck,
         beta_bjorck=beta_bjorck,
-        **({} if eps_bjorck is None else {"update": update}),
+        **({} if eps_bjorck is None else {"update": update}),  # (Björck's setting only)
     )
 
 
