@@ -53,10 +53,16 @@ def _single_step(name: str) -> dict:
     return state
 
 
-def _close(a: dict, b: dict) -> None:
+FIT_ATOL = 3e-5
+"""Parameters after a multi-step fit: the retraction update carries each step's float32 rounding
+(two reduction orders: the ranks' averaged gradients and the whole batch's) into the next
+(1.2e-5 measured on one near-zero weight entry after 6 steps; entries are about 0.3)."""
+
+
+def _close(a: dict, b: dict, atol: float = ATOL) -> None:
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=ATOL, rtol=RTOL, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=RTOL, msg=lambda m: f"{k}: {m}")
 
 
 @pytest.mark.parametrize("name", list(W.LOSSES))
@@ -105,7 +111,7 @@ def test_fit_distributed_equals_single_process_fit(ranks, tmp_path):
     history = lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), loader, 2,
                                  optimizer=opt, val_data=(x[:32], y[:32]), eps=[0.1], progress=False, log=None)
     for r in ranks:
-        _close(r["fit"]["params"], dict(model.state_dict()))
+        _close(r["fit"]["params"], dict(model.state_dict()), FIT_ATOL)
         for got, ref in zip(r["fit"]["history"], history):
             for key in ("loss", "accuracy", "kr", "val_accuracy", "lipschitz"):
                 assert got[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
@@ -115,7 +121,7 @@ def test_fit_distributed_equals_single_process_fit(ranks, tmp_path):
     lipot.training.fit(model, losses.HKRLoss(0.9, 1.0), loader, 1, optimizer=opt, progress=False, log=None)
     for r in ranks:
         assert r["fit"]["resumed"]["epochs"] == [1, 2, 3]
-        _close(r["fit"]["resumed"]["params"], dict(model.state_dict()))
+        _close(r["fit"]["resumed"]["params"], dict(model.state_dict()), FIT_ATOL)
 
 
 def test_w1_distributed(ranks):

@@ -194,15 +194,22 @@ def test_the_envelope_challenges_without_stopping_the_network(monkeypatch):
     assert gnp(both) == gnp(alone)
 
 
-def test_a_warming_critic_is_not_stopped():
+def test_a_warming_critic_is_judged_against_itself_only():
+    """While warming up, a critic behind its rival goes on as long as it keeps rising, and stops
+    after ``patience`` epochs without a rise of its own; once warm, the rival counts again."""
+    track = _Selection(1, patience=2, smoothing=0.0, tol=0.0)
+    for v in (1.0, 1.1, 1.2, 1.3, 1.4):  # behind its rival (2.0), but rising: never stopped
+        track.record(0, v, _Snapshots())
+        track.judge(0, v, _Snapshots(), rival=2.0, hold=True)
+    assert track.active[0] and track.stale[0] == 0
+    for _ in range(2):  # warm: two epochs behind the rival stop it
+        track.judge(0, 1.5, _Snapshots(), rival=2.0)
+    assert not track.active[0]
+
     track = _Selection(1, patience=2, smoothing=0.0, tol=0.0)
     track.record(0, 1.0, _Snapshots())
-    track.judge(0, 1.0, _Snapshots(), rival=2.0, hold=True)
-    for _ in range(5):  # behind its rival, but warming up: never stopped
+    for _ in range(3):  # warming but level: stopped after patience epochs without a rise
         track.judge(0, 1.0, _Snapshots(), rival=2.0, hold=True)
-    assert track.active[0] and track.stale[0] == 0
-    for _ in range(2):  # warm: two epochs behind stop it
-        track.judge(0, 1.0, _Snapshots(), rival=2.0)
     assert not track.active[0]
 
 

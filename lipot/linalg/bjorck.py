@@ -150,7 +150,12 @@ _SMALL_GRAM = 256
 
 
 def _gram_deviation(gram: Tensor) -> Tensor:
-    r"""Estimate of :math:`\max_i |\sigma_i^2 - 1| = \lVert G - I\rVert_2` (largest over the batch).
+    r"""The largest over the batch of :func:`_gram_deviations`."""
+    return _gram_deviations(gram).amax()
+
+
+def _gram_deviations(gram: Tensor) -> Tensor:
+    r"""Estimate of :math:`\max_i |\sigma_i^2 - 1| = \lVert G - I\rVert_2`, per matrix.
 
     The Frobenius norm of :math:`G - I` (a guaranteed upper bound) for Gram matrices up to
     ``_SMALL_GRAM``; above, the minimum of it, the infinity norm (also an upper bound) and 1.1
@@ -161,7 +166,7 @@ def _gram_deviation(gram: Tensor) -> Tensor:
     e = gram.detach() - identity_like(gram)
     frob = e.flatten(-2).norm(dim=-1)
     if e.shape[-1] <= _SMALL_GRAM:
-        return frob.amax()
+        return frob
     inf = e.abs().sum(-1).amax(-1)
     rows = e.norm(dim=-1)
     idx = rows.argmax(-1)
@@ -173,7 +178,34 @@ def _gram_deviation(gram: Tensor) -> Tensor:
         ev = (e @ v.unsqueeze(-1)).squeeze(-1)
         est = ev.norm(dim=-1)
         v = ev
-    return torch.minimum(torch.minimum(frob, inf), 1.1 * est).amax()
+    return torch.minimum(torch.minimum(frob, inf), 1.1 * est)
+
+
+_PROBES: dict[tuple, Tensor] = {}
+
+
+def _probe(gram: Tensor) -> Tensor:
+    """A fixed pseudo-random unit vector of the Gram matrices' width (``(n, 1)``, cached per
+    width, device and dtype; the global random state is not touched)."""
+    n = gram.shape[-1]
+    key = (n, gram.device, gram.dtype)
+    if key not in _PROBES:
+        v = torch.randn(n, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        _PROBES[key] = (v / v.norm()).to(gram.device, gram.dtype)
+    return _PROBES[key]
+
+
+def _deviation_estimate(gram: Tensor, iterations: int = 6) -> Tensor:
+    r"""Quick estimate of :math:`\lVert G - I\rVert_2 = \max_i|\sigma_i^2 - 1|` per matrix:
+    ``1.1`` times ``iterations`` steps of power iteration on :math:`G - I` from :func:`_probe`,
+    matrix-vector products only (no pass over :math:`G - I` itself). An estimate, not a bound:
+    it plans steps for accuracy, never for soundness."""
+    g = gram.detach()
+    v = _probe(g)
+    for _ in range(iterations):
+        w = g @ v - v
+        v = w / w.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
+    return 1.1 * (g @ v - v).norm(dim=-2).squeeze(-1)
 
 
 def _sigma_deviation(gram_dev: float) -> float:
@@ -216,9 +248,10 @@ def _bjorck_steps(w: Tensor, gram: Tensor, steps: int) -> Tensor:
     return w
 
 
-def bjorck_retract(weight: Tensor) -> Tensor | None:
-    r"""One Björck step :math:`\tfrac32 W - \tfrac12 W W^\top W`: the retraction of the
-    ``"retraction"`` update (a matrix that was orthonormal before one optimizer step).
+def bjorck_retract(weight: Tensor, tol: float | None = None,
+                   maxiter: int = DEFAULT_MAXITER_BJORCK) -> tuple[Tensor, Tensor | None] | None:
+    r"""Björck steps :math:`W \leftarrow \tfrac32 W - \tfrac12 W W^\top W` from a matrix that was
+    orthonormal before one optimizer update: the retraction of the ``"retraction"`` update.
 
     Each singular value moves to :math:`\sigma' = \tfrac12\sigma(3 - \sigma^2)`, which is at
     most 1 for every :math:`\sigma \le \sqrt3` and brings :math:`1 - \sigma` to
@@ -226,13 +259,28 @@ def bjorck_retract(weight: Tensor) -> Tensor | None:
     :math:`\delta` leaves a deviation of about :math:`\tfrac32\delta^2`. The condition
     :math:`\sigma_{max}^2 \le 2.9` is certified by the infinity norm of the Gram matrix (one pass
     over it once the step has computed it) or, where that bound is too loose (wide matrices), by a
-    Cholesky factorization of :math:`2.9 I - W^\top W` (about a sixth of a matrix product). Cost:
-    two matrix products (the Gram matrix and the step), the floor for keeping a weight
-    orthonormal.
+    Cholesky factorization of :math:`2.9 I - W^\top W` (about a sixth of a matrix product): the
+    output is 1-Lipschitz whatever the number of steps. One step costs two matrix products (the
+    Gram matrix and the step), the floor for keeping a weight orthonormal.
+
+    Args:
+        weight: ``(..., m, n)`` matrices.
+        tol: ``None``: exactly one step. Else the number of steps is planned in advance to bring
+            every singular value within ``tol`` of 1 (as :func:`bjorck_near_orthonormal` plans
+            them) from an *estimate* of :math:`\rho = \max_i|\sigma_i^2 - 1|` (six steps of
+            power iteration on :math:`W^\top W - I`: matrix-vector products and one more host
+            read; the plan sets the accuracy, never the bound): one step while
+            :math:`\rho \lesssim 2\sqrt{tol/1.5}` (0.05 for ``tol=1e-3``), two or three after
+            larger updates.
+        maxiter: most steps planned.
 
     Returns:
-        The stepped weight, or ``None`` when the certificate fails (a large update: use
-        :func:`bjorck_orthonormalize`) or control flow cannot depend on the data (``is_static``).
+        ``(stepped, far)``: the stepped matrices and, per matrix, whether they must not be used
+        (the starting spectrum is not certified: use :func:`bjorck_orthonormalize` for those);
+        ``far`` is ``None`` when every matrix is certified. Each matrix takes its own number of
+        steps (the result for one does not depend on the others). ``None`` when an estimate is
+        too large for ``maxiter`` planned steps (:math:`\rho \ge 1`, e.g. Adam on a loss that
+        shrinks every output) or control flow cannot depend on the data (``is_static``).
 
     Raises:
         ValueError: the weight holds NaN or Inf.
@@ -240,10 +288,31 @@ def bjorck_retract(weight: Tensor) -> Tensor | None:
     if _static(weight):
         return None
     gram = gram_matrix(weight)
-    needs = _uncertified(gram)[1]  # (raises for NaN/Inf, as the full projection would)
-    if needs is not None and bool(needs.any()):
+    far = _uncertified(gram)[1]  # (raises for NaN/Inf, as the full projection would)
+    if far is not None and not bool(far.any()):
+        far = None
+    if tol is None:
+        return _bjorck_step(weight, gram), far
+    plans = [_planned_steps(d, tol, maxiter) for d in _deviation_estimate(gram).reshape(-1).tolist()]
+    flags = far.reshape(-1).tolist() if far is not None else [False] * len(plans)
+    steps = [1 if bad else plan for plan, bad in zip(plans, flags)]
+    if None in steps:
         return None
-    return _bjorck_step(weight, gram)
+    return _member_steps(weight, gram, steps), far
+
+
+def _member_steps(w: Tensor, gram: Tensor, steps: list[int]) -> Tensor:
+    """``steps[i]`` Björck steps for matrix ``i`` of the batch (flattened), each as it would be
+    stepped alone: a matrix that has taken its steps is left as it is."""
+    top = max(steps)
+    if w.dim() == 2 or min(steps) == top:
+        return _bjorck_steps(w, gram, top)
+    count = torch.tensor(steps, device=w.device).reshape(w.shape[:-2])[..., None, None]
+    for i in range(top):
+        if i > 0:
+            gram = gram_matrix(w)
+        w = torch.where(count > i, _bjorck_step(w, gram), w)
+    return w
 
 
 def bjorck_near_orthonormal(

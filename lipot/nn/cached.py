@@ -11,10 +11,11 @@ from torch import Tensor, nn
 
 from .._transforms import is_compiling, is_transformed_tensor
 
-__all__ = ["CachedWeight"]
+__all__ = ["CachedWeight", "autocast_enabled", "full_precision"]
 
 
-def _autocast_enabled(device_type: str) -> bool:
+def autocast_enabled(device_type: str) -> bool:
+    """Whether torch.autocast is on for ``device_type`` (any torch version lipot supports)."""
     try:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4: no device argument
@@ -27,7 +28,7 @@ def full_precision(weight: Tensor):
     norm could exceed its bound (1.002 measured for a 64x64 layer under CPU bfloat16). The layer's
     own product with its input still runs under autocast."""
     device_type = weight.device.type
-    if device_type in ("cpu", "cuda") and _autocast_enabled(device_type):
+    if device_type in ("cpu", "cuda") and autocast_enabled(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
 

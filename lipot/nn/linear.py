@@ -7,6 +7,7 @@ import math
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..linalg.tangent_linear import tangent_linear
 from ..linalg.normalizers import (
     DEFAULT_BETA_BJORCK,
     DEFAULT_EPS_BJORCK,
@@ -14,7 +15,7 @@ from ..linalg.normalizers import (
     DEFAULT_MAXITER_BJORCK,
     DEFAULT_MAXITER_SPECTRAL,
 )
-from .weight_layer import LipschitzWeightLayer, spectral_weight_kwargs
+from .weight_layer import LipschitzWeightLayer, lipschitz_weight, spectral_weight_kwargs
 
 __all__ = ["SpectralLinear", "FrobeniusLinear"]
 
@@ -24,6 +25,11 @@ class LinearMixin(LipschitzWeightLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_width(input, self.in_features, -1, "features")
+        q = self._orthonormal_for_training(input)
+        if q is not None:  # training: the tangent gradient from the batch
+            bias = None if self.bias is None else self.bias[None]
+            out = tangent_linear(input.reshape(1, -1, self.in_features), q, bias, lipschitz_weight(self).scale)
+            return out.reshape(*input.shape[:-1], self.out_features)
         return F.linear(input, self._constrained_weight(), self.bias)
 
     def vanilla_export(self) -> nn.Linear:
@@ -53,13 +59,15 @@ class SpectralLinear(LinearMixin, nn.Linear):
             norm preserving).
         maxiter_bjorck: maximum number of Björck steps per weight update.
         beta_bjorck: Björck step size; only 0.5 is safe and accepted.
-        update: how training keeps the weight orthonormal. ``"polar"`` (default): the gradient
-            is the exact derivative of the polar factor and the raw weight is projected to
-            ``eps_bjorck`` at every step. ``"retraction"``: the plain gradient of the orthonormal
-            weight, then one Björck step after each optimizer step (a retraction: projected
-            gradient descent on the orthonormal matrices), and the projection to ``eps_bjorck``
-            when the layer leaves training mode; the cheapest train step (two matrix products
-            per step for the weight). Both keep the largest singular value at most ``k``.
+        update: how training keeps the weight orthonormal; ``None`` (default):
+            ``"retraction"``. Both give the weight the same gradient, the derivative of the
+            polar factor at the orthonormal raw weight (its tangent projection). ``"polar"``:
+            the raw weight is projected to ``eps_bjorck`` before every training forward.
+            ``"retraction"``: one Björck step after each optimizer step (Riemannian gradient
+            descent with a retraction; the full projection when an update moved the spectrum
+            far), and out of training the projection to 1e-4 (cached): two matrix products per
+            step for the weight, the cheapest train step. The two differ at second order in the step size; both keep the largest
+            singular value at most ``k`` at every step.
         device, dtype: as ``torch.nn.Linear``.
 
     References:
@@ -86,7 +94,7 @@ class SpectralLinear(LinearMixin, nn.Linear):
         maxiter_spectral: int = DEFAULT_MAXITER_SPECTRAL,
         maxiter_bjorck: int = DEFAULT_MAXITER_BJORCK,
         beta_bjorck: float = DEFAULT_BETA_BJORCK,
-        update: str = "polar",
+        update: str | None = None,
         device=None,
         dtype=None,
     ) -> None:

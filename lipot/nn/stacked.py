@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .. import _checks
 from ..linalg.normalizers import DEFAULT_EPS_BJORCK
+from ..linalg.tangent_linear import tangent_linear
 from .linear import SpectralLinear
 from .weight_layer import LipschitzWeightLayer, lipschitz_weight
 
@@ -68,18 +69,26 @@ class StackedSpectralLinear(LipschitzWeightLayer, nn.Module):
                 f"out_features={self.out_features}, bias={self.bias is not None}")
 
     def forward(self, input: Tensor) -> Tensor:
-        w = self._constrained_weight()
         single = input.dim() == 1  # one unbatched sample, as nn.Linear takes: (K, out_features)
         if single:
             input = input.unsqueeze(0)
+        if input.dim() == 2 and input.shape[1] != self.in_features:
+            raise ValueError(f"{self.layer_name}: input has {input.shape[1]} features, "
+                             f"expected in_features={self.in_features}")
+        if input.dim() == 3 and (input.shape[0] != self.members or input.shape[2] != self.in_features):
+            raise ValueError(f"{self.layer_name}: input must be (B, {self.in_features}) or "
+                             f"({self.members}, B, {self.in_features}), got {tuple(input.shape)}")
+        q = self._orthonormal_for_training(input) if input.dim() in (2, 3) else None
+        if q is not None:  # training: the tangent gradient from the batch (shared input: (1, B, in))
+            out = tangent_linear(input if input.dim() == 3 else input[None], q, self.bias,
+                                 lipschitz_weight(self).scale)
+            return out.squeeze(1) if single else out
+        w = self._constrained_weight()
         if input.dim() == 2:  # shared input: one plain matrix product for all members
-            if input.shape[1] != self.in_features:
-                raise ValueError(f"{self.layer_name}: input has {input.shape[1]} features, "
-                                 f"expected in_features={self.in_features}")
             out = (input @ w.mT).reshape(input.shape[0], self.members, self.out_features).transpose(0, 1)
             out = out if self.bias is None else out + self.bias[:, None, :]
             return out.squeeze(1) if single else out
-        if input.dim() != 3 or input.shape[0] != self.members or input.shape[2] != self.in_features:
+        if input.dim() != 3:
             raise ValueError(f"{self.layer_name}: input must be (B, {self.in_features}) or "
                              f"({self.members}, B, {self.in_features}), got {tuple(input.shape)}")
         blocks = w.reshape(self.members, self.out_features, self.in_features).mT

@@ -11,6 +11,7 @@ from torch.nn.utils import parametrize
 from .. import _checks
 from ..linalg.normalizers import DEFAULT_EPS_BJORCK
 from .base import LipschitzModule
+from .cached import autocast_enabled
 from .parametrization import LipschitzWeight, check_weight_dtype
 
 __all__ = ["spectral_weight_kwargs", "register_lipschitz_weight", "lipschitz_weight", "LipschitzWeightLayer"]
@@ -22,11 +23,12 @@ def spectral_weight_kwargs(
     maxiter_spectral: int,
     maxiter_bjorck: int,
     beta_bjorck: float,
-    update: str = "polar",
+    update: str | None = None,
 ) -> dict:
     """LipschitzWeight arguments of the Spectral* layers (``eps_bjorck=None``: spectral only;
-    ``update`` applies to Björck only)."""
-    if eps_bjorck is None and update != "polar":
+    ``update`` applies to Björck only; ``None``: the default,
+    :data:`~lipot.nn.parametrization.DEFAULT_UPDATE`)."""
+    if eps_bjorck is None and update is not None:
         raise ValueError(f"update={update!r} sets how Björck training keeps the weight orthonormal; it "
                          "does not apply with eps_bjorck=None (spectral normalization): drop one of them")
     return dict(
@@ -36,7 +38,7 @@ def spectral_weight_kwargs(
         eps_bjorck=DEFAULT_EPS_BJORCK if eps_bjorck is None else eps_bjorck,
         maxiter_bjorck=maxiter_bjorck,
         beta_bjorck=beta_bjorck,
-        **({} if eps_bjorck is None else {"update": update}),  # (Björck's setting only)
+        **({} if update is None else {"update": update}),  # (Björck's setting only)
     )
 
 
@@ -82,6 +84,18 @@ class LipschitzWeightLayer(LipschitzModule):
         plist = self._modules["parametrizations"]._modules["weight"]
         cached = plist._modules["0"].cached_weight(plist._parameters["original"])
         return self.weight if cached is None else cached
+
+    def _orthonormal_for_training(self, input: Tensor) -> Tensor | None:
+        """In eager training with a gradient, outside autocast: the raw weight, projected in place
+        exactly as the parametrization's forward projects it, as its orthonormal ``(groups, m,
+        n)`` view, for a forward through :func:`lipot.linalg.tangent_linear.tangent_linear`
+        (the same output and gradients, the weight's gradient computed from the batch). ``None``
+        in every other case and for non-Björck weights: use ``self.weight``."""
+        param = lipschitz_weight(self)
+        method = getattr(param, "orthonormal_for_training", None)
+        if method is None or autocast_enabled(input.device.type):
+            return None
+        return method(self.parametrizations.weight.original)
 
     def _copy_into(self, plain: nn.Module) -> nn.Module:
         """Copy the effective weight and bias into a plain torch layer of the same shape."""

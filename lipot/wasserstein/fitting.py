@@ -134,14 +134,15 @@ class _Selection:
     def judge(self, k: int, value: float, critics, rival: float = -math.inf, hold: bool = False) -> None:
         """Update the moving average with ``value``; stop critic ``k`` (back to its snapshot)
         after ``patience`` epochs without rising above its best and ``rival``. ``hold``: the
-        critic is still warming up (an envelope whose temperature has not reached 0), and an
-        epoch without a rise does not count."""
+        critic is still warming up (an envelope whose temperature has not reached 0) and is
+        judged against its own best only: it goes on while it keeps rising, even below its
+        rival, and stops like any other critic once it levels off."""
         s = self.smooth[k]
         s = value if s is None else self.smoothing * s + (1 - self.smoothing) * value
         self.smooth[k] = s
-        if s > self._threshold(k, rival):
+        if s > self._threshold(k, -math.inf if hold else rival):
             self.best_smooth[k], self.stale[k] = s, 0
-        elif not hold:
+        else:
             self.stale[k] += 1
             if self.stale[k] >= self.patience:
                 self.active[k] = False
