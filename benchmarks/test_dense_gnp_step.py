@@ -1,6 +1,6 @@
 """Train step of the gradient-norm-preserving dense layers against a plain ``nn.Linear``, side by
-side in one interleaved run: lipot's ``SpectralLinear`` with the ``"polar"`` update (the default)
-and the ``"retraction"`` update, deel-torchlip's ``SpectralLinear`` and orthogonium's
+side in one interleaved run: lipot's ``SpectralLinear`` with the ``"retraction"`` update (the
+default) and the ``"polar"`` update, deel-torchlip's ``SpectralLinear`` and orthogonium's
 ``OrthoLinear`` (both from the ``[bench]`` extra; skipped when not installed).
 
 Run::
@@ -50,8 +50,8 @@ def make_all(n: int) -> dict[str, nn.Module]:
     torch.manual_seed(0)
     layers = {
         "nn.Linear": nn.Linear(n, n),
-        "lipot polar": lipot.SpectralLinear(n, n),
-        "lipot retraction": lipot.SpectralLinear(n, n, update="retraction"),
+        "lipot polar": lipot.SpectralLinear(n, n, update="polar"),
+        "lipot retraction": lipot.SpectralLinear(n, n),  # the default update
     }
     layers.update({name: make(n) for name, make in _peers().items()})
     return layers

@@ -267,9 +267,11 @@ def bjorck_retract(weight: Tensor, tol: float | None = None,
         weight: ``(..., m, n)`` matrices.
         tol: ``None``: exactly one step. Else the number of steps is planned in advance to bring
             every singular value within ``tol`` of 1 (as :func:`bjorck_near_orthonormal` plans
-            them) from an *estimate* of :math:`\rho = \max_i|\sigma_i^2 - 1|` (six steps of
-            power iteration on :math:`W^\top W - I`: matrix-vector products and one more host
-            read; the plan sets the accuracy, never the bound): one step while
+            them) from an *estimate* of :math:`\rho = \max_i|\sigma_i^2 - 1|` (the Frobenius
+            norm of :math:`W^\top W - I` for Gram matrices up to 256 wide, six steps of power
+            iteration on it above: one more host read; the plan sets the accuracy, never the
+            bound; measured: 2.47x ``nn.Linear`` at width 32 with power iteration there, 2.08x
+            with the Frobenius norm, polar 2.06x): one step while
             :math:`\rho \lesssim 2\sqrt{tol/1.5}` (0.05 for ``tol=1e-3``), two or three after
             larger updates.
         maxiter: most steps planned.
@@ -293,7 +295,9 @@ def bjorck_retract(weight: Tensor, tol: float | None = None,
         far = None
     if tol is None:
         return _bjorck_step(weight, gram), far
-    plans = [_planned_steps(d, tol, maxiter) for d in _deviation_estimate(gram).reshape(-1).tolist()]
+    small = gram.shape[-1] <= _SMALL_GRAM  # the Frobenius bound: one reduction, tight enough there
+    deviations = _gram_deviations(gram) if small else _deviation_estimate(gram)
+    plans = [_planned_steps(d, tol, maxiter) for d in deviations.reshape(-1).tolist()]
     flags = far.reshape(-1).tolist() if far is not None else [False] * len(plans)
     steps = [1 if bad else plan for plan, bad in zip(plans, flags)]
     if None in steps:
