@@ -12,6 +12,14 @@ Run (2-core CPU, 90 minutes of training)::
     python benchmarks/certified_mnist.py --recipe emma --minutes 90 --epochs 60 \
         --data-root MNIST_DIR --out runs/certified-mnist
 
+``--val-split N`` holds out N training images (a fixed permutation, the same for every recipe) as
+the validation set that the choices between recipes are made on; the test set is then evaluated
+once, after the last epoch, and written to ``TAG-test.json``. ``--dataset fashion-mnist`` trains
+on Fashion-MNIST (``--data-root`` defaults to where ``apt-get install dataset-fashion-mnist`` puts it)::
+
+    python benchmarks/certified_mnist.py --recipe la --epochs 6 --minutes 60 --val-split 10000 \
+        --data-root MNIST_DIR --out runs/recipes
+
 Run it again with the same arguments to resume (a larger --minutes continues the same run). The
 checkpoint works with ``lipot certify`` and ``lipot audit``. ``--plot-only --out DIR`` redraws
 the plot from the CSVs in DIR (copy several runs' CSVs into one folder to compare them).
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -86,6 +95,13 @@ def main() -> None:
     p.add_argument("--data-root", help="folder with the four MNIST IDX files (required unless --plot-only)")
     p.add_argument("--out", default="runs/certified-mnist", help="folder for checkpoint, CSV and plot")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p.add_argument("--val-split", type=int, default=0,
+                   help="hold out this many training images for validation (0: validate on the test set)")
+    p.add_argument("--width", type=int, default=1, help="channel multiplier of the 4C3F network (2: 64 and 128)")
+    p.add_argument("--translate", type=int, default=0,
+                   help="augment with random translations of up to this many pixels (lipot.data.RandomTranslate)")
+    p.add_argument("--tag", help="name of the run's files in --out (default: the recipe, and the conv if not the default)")
     p.add_argument("--plot-only", action="store_true",
                    help="only redraw the plot from the CSVs in --out (one line per CSV, labelled by its file name)")
     args = p.parse_args()
@@ -94,21 +110,24 @@ def main() -> None:
         if plot is not None:
             print(f"plot: {plot}")
         return
-    for name in ("recipe", "data_root"):
-        if getattr(args, name) is None:
-            p.error(f"--{name.replace('_', '-')} is required (unless --plot-only)")
+    if args.recipe is None:
+        p.error("--recipe is required (unless --plot-only)")
+    if args.data_root is None and args.dataset == "mnist":
+        p.error("--data-root is required for MNIST (unless --plot-only)")
+    if not 0 <= args.val_split < 60_000:
+        p.error(f"--val-split must be in [0, 60000), got {args.val_split}")
 
     torch.manual_seed(args.seed)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    tag = args.recipe if args.conv == lipot.models.DEFAULT_CONV else f"{args.recipe}-{args.conv}"
+    tag = args.tag or (args.recipe if args.conv == lipot.models.DEFAULT_CONV else f"{args.recipe}-{args.conv}")
     checkpoint = folder / f"{tag}.pt"
-    recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv)
-    x, y = lipot.data.mnist(args.data_root, "train")
-    val = lipot.data.mnist(args.data_root, "test")
-    loader = lipot.training.make_loader(x, y, recipe.batch_size, seed=args.seed)
+    recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv, width=args.width)
+    x, y, val, test = _data(args.dataset, args.data_root, args.val_split)
+    augment = lipot.data.RandomTranslate(args.translate) if args.translate else None
+    loader = lipot.training.make_loader(x, y, recipe.batch_size, seed=args.seed, transform=augment)
     # what `lipot certify` / `lipot audit` need to rebuild the network from the checkpoint
-    config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "dataset": "mnist", "binary": None,
+    config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "dataset": args.dataset, "binary": None,
               "loss": args.recipe}
     history: list[dict] = []
     start = time.perf_counter()
@@ -130,9 +149,37 @@ def main() -> None:
           f"({(time.perf_counter() - start) / 60:.1f} wall minutes this call); best certified accuracy at "
           f"eps={args.eps:g}: {best['certified'].get(args.eps, float('nan')):.4f} (epoch {best['epoch']}, "
           f"clean {best['val_accuracy']:.4f})")
+    if test is not None:
+        _test_report(recipe.model, test, args.eps, folder / f"{tag}-test.json", history)
     plot = _plot(folder, args.eps)
     if plot is not None:
         print(f"plot: {plot}")
+
+
+def _data(dataset: str, root: str | None, val_split: int):
+    """``(x, y, val, test)``: training images, the validation pair, and the test pair when the
+    validation pair is held out of the training set (``None`` when it is the test set)."""
+    read = lipot.data.mnist if dataset == "mnist" else lipot.data.fashion_mnist
+    x, y = read(root, "train") if root is not None else read(split="train")
+    test = read(root, "test") if root is not None else read(split="test")
+    if val_split == 0:
+        return x, y, test, None
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(12345))
+    held, kept = order[:val_split], order[val_split:]
+    return x[kept], y[kept], (x[held], y[held]), test
+
+
+def _test_report(model, test, eps: float, path: Path, history: list[dict]) -> None:
+    """Certify the final model on the test set once and write it beside the run's CSV."""
+    radii = sorted({*EPS, eps})
+    result = lipot.certify.certified_accuracy(model, test, radii)
+    report = {"epochs": len(history), "train_minutes": sum(m["train_seconds"] for m in history) / 60,
+              "test_clean": result.accuracy, "test_certified": {str(e): result.certified[e] for e in radii},
+              "val_clean": history[-1]["val_accuracy"],
+              "val_certified": {str(e): v for e, v in history[-1]["certified"].items()}}
+    path.write_text(json.dumps(report, indent=1))
+    print(f"test set, final model: clean {result.accuracy:.4f}; certified "
+          + ", ".join(f"{e:g}: {result.certified[e]:.4f}" for e in radii) + f" ({path})")
 
 
 if __name__ == "__main__":

@@ -31,20 +31,13 @@ import pytest
 import torch
 
 import lipot
+from _peers import orthogonium_conv as _orthogonium
 from _timing import DEVICE, eval_fn, interleaved_round, medians, train_step_fn
 
 IMPLS = ["torch", "spectral", "ortho", "aol", "orthogonium"]
 CASES = {"conv64": (64, 64, 3, 1), "strided32-64": (32, 64, 3, 2), "strided32-64-k4": (32, 64, 4, 2)}
 ROUNDS = {"train": 60, "eval": 60}
 INTERLEAVED_CONV_RESULTS: list[tuple[str, str, dict[str, float]]] = []
-
-
-def _orthogonium():
-    try:
-        from orthogonium.layers.conv.AOC import AdaptiveOrthoConv2d
-    except ImportError:
-        return None
-    return AdaptiveOrthoConv2d
 
 
 def make(impl: str, case: str) -> torch.nn.Module:

@@ -23,27 +23,13 @@ import torch
 from torch import nn
 
 import lipot
+from _peers import dense_peers
 from _timing import interleaved_round, medians, train_step_fn
 
 WIDTHS = (256, 512, 1024, 2048)
 BATCHES = (64, 256)
 ROUNDS = {256: 100, 512: 100, 1024: 100, 2048: 30}  # 2048: the peers take seconds per step
 INTERLEAVED_GNP_RESULTS: list[tuple[str, dict[str, float], dict[str, tuple[float, float]]]] = []
-
-
-def _peers() -> dict[str, object]:
-    makers = {}
-    try:
-        from deel import torchlip
-        makers["deel-torchlip"] = lambda n: torchlip.SpectralLinear(n, n)
-    except ImportError:
-        pass
-    try:
-        from orthogonium.layers.linear import OrthoLinear
-        makers["orthogonium"] = lambda n: OrthoLinear(n, n)
-    except ImportError:
-        pass
-    return makers
 
 
 def make_all(n: int) -> dict[str, nn.Module]:
@@ -53,7 +39,7 @@ def make_all(n: int) -> dict[str, nn.Module]:
         "lipot polar": lipot.SpectralLinear(n, n, update="polar"),
         "lipot retraction": lipot.SpectralLinear(n, n),  # the default update
     }
-    layers.update({name: make(n) for name, make in _peers().items()})
+    layers.update({name: make(n) for name, make in dense_peers().items()})
     return layers
 
 

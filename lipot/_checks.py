@@ -51,6 +51,15 @@ def positive_int(name: str, value: Any) -> int:
     return value
 
 
+def non_negative_int(name: str, value: Any) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
 def int_tuple(name: str, value: Any, n: int) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints into a tuple of ``n`` ints >= 0."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -45,7 +45,8 @@ class TensorLoader:
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True,
-                 drop_last: bool | None = None, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 drop_last: bool | None = None, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 transform: Callable[[Tensor], Tensor] | None = None) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
         if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1 \
@@ -58,6 +59,10 @@ class TensorLoader:
         self.rank, self.world_size = rank, world_size
         self.drop_last = shuffle if drop_last is None else drop_last
         self.generator = torch.Generator().manual_seed(seed)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be a callable batch -> batch (e.g. lipot.data.RandomTranslate(2)), "
+                            f"got {transform!r}")
+        self.transform = transform
 
     def __len__(self) -> int:
         n, step = self.x.shape[0], self.batch_size * self.world_size
@@ -75,23 +80,25 @@ class TensorLoader:
             lo, hi = i * step + part.start, i * step + part.stop
             if order is not None:
                 index = order[lo:hi]
-                yield self.x[index], self.y[index]
+                x, y = self.x[index], self.y[index]
             else:
-                yield self.x[lo:hi], self.y[lo:hi]
+                x, y = self.x[lo:hi], self.y[lo:hi]
+            yield (x if self.transform is None else self.transform(x)), y
 
 
 def make_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = True, seed: int = 0,
-                distributed: bool = False) -> TensorLoader:
+                distributed: bool = False, transform: Callable[[Tensor], Tensor] | None = None) -> TensorLoader:
     """A :class:`TensorLoader`: shuffled with a seeded generator and, when shuffling,
     ``drop_last`` (the KR term needs both classes in every batch, and a tiny last batch gives a
-    noisy KR estimate). ``distributed=True``: this rank's shard of every global batch of
+    noisy KR estimate). ``transform``: applied to every batch of inputs (e.g.
+    :class:`lipot.data.RandomTranslate`). ``distributed=True``: this rank's shard of every global batch of
     ``batch_size * world_size`` samples (same ``seed`` on every rank), as a
     ``DistributedSampler`` would give."""
     if distributed:
         _dist.require_initialized("make_loader(distributed=True)")
         return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed, rank=_dist.rank(),
-                            world_size=_dist.world_size())
-    return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed)
+                            world_size=_dist.world_size(), transform=transform)
+    return TensorLoader(x, y, batch_size, shuffle=shuffle, seed=seed, transform=transform)
 
 
 def _kr_term(out: Tensor, y: Tensor) -> Tensor:
