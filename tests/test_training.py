@@ -182,7 +182,22 @@ def test_cli_recipe_and_4c3f_arch_kwargs():
     args = cli.build_parser().parse_args(["train", "--arch", "4c3f", "--head", "lln", "--out", "m.pt"])
     kwargs = train_cli.arch_kwargs(args, torch.zeros(2, 1, 28, 28), 10)
     assert kwargs == {"in_channels": 1, "input_size": 28, "num_classes": 10, "conv": models.DEFAULT_CONV,
-                      "head": "lln"}
+                      "head": "lln", "width": 1}
     assert isinstance(models.build("4c3f", **kwargs)[-1], lipot.FrobeniusLinear)
     args = cli.build_parser().parse_args(["train", "--recipe", "emma", "--eps", "0.5", "1.58", "--out", "m.pt"])
     assert train_cli.train_eps(args) == 1.58 and train_cli.radius_ramp(args).overshoot == lipot.training.schedules.RadiusRamp(1.0).overshoot
+
+
+def test_cli_width_and_translate():
+    parse = cli.build_parser().parse_args
+    x = torch.zeros(2, 1, 28, 28)
+    kwargs = train_cli.arch_kwargs(parse(["train", "--arch", "4c3f", "--width", "2", "--out", "m.pt"]), x, 10)
+    assert kwargs["width"] == 2 and models.build("4c3f", **kwargs)[0].out_channels == 64
+    with pytest.raises(ValueError, match="--width"):
+        train_cli.arch_kwargs(parse(["train", "--arch", "dense", "--width", "2", "--out", "m.pt"]), x, 10)
+    args = parse(["train", "--recipe", "emma", "--width", "2", "--out", "m.pt"])
+    config = train_cli._setup(args, x, 10)[0]
+    assert config["arch_kwargs"]["width"] == 2
+    assert parse(["train", "--translate", "2", "--out", "m.pt"]).translate == 2
+    with pytest.raises(SystemExit):
+        parse(["train", "--translate", "-1", "--out", "m.pt"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed, losses, models
+from .. import data, distributed, losses, models
 from ..training.checkpoints import load_checkpoint
 from ..training.recipes import RECIPES, build_recipe
 from ..training.schedules import LR_DECAYS, RadiusRamp, lr_decay
@@ -55,7 +55,7 @@ _LOSS_TAKES = {"hkr": ("alpha", "min_margin"), "hkr-multiclass": ("alpha", "min_
                "soft-hkr": _LOSS_OPTIONS, "tau-ce": ("temperature",)}
 """The loss options each HKR-family loss takes (the margin losses take none: the radius ramp
 sets their radius)."""
-_ARCH_OPTIONS = ("hidden", "channels", "dense", "convs_per_block", "conv", "downsample", "head")
+_ARCH_OPTIONS = ("hidden", "channels", "dense", "convs_per_block", "conv", "downsample", "head", "width")
 
 
 def _refuse_unused(args, options, takes, context: str) -> None:
@@ -143,10 +143,10 @@ def _setup(args, x, num_outputs: int):
     if args.recipe is not None:
         if args.binary:
             raise ValueError("--recipe trains a multiclass classifier; drop --binary")
-        _refuse_unused(args, _ARCH_OPTIONS + _LOSS_OPTIONS, ("conv",), f"--recipe {args.recipe} (it sets them)")
+        _refuse_unused(args, _ARCH_OPTIONS + _LOSS_OPTIONS, ("conv", "width"), f"--recipe {args.recipe} (it sets them)")
         recipe = build_recipe(args.recipe, train_eps(args), args.epochs, int(x.shape[1]), int(x.shape[-1]),
                               num_outputs, **user_set(args, conv="conv", lr="lr", final_lr="final_lr",
-                                                      overshoot="overshoot"))
+                                                      overshoot="overshoot", width="width"))
         config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "loss": args.recipe}
         return (config, recipe.model, recipe.loss, recipe.optimizer, recipe.scheduler, recipe.radius_ramp,
                 recipe.batch_size)
@@ -170,7 +170,9 @@ def _run_training(args) -> int:
     config, model, loss, optimizer, scheduler, ramp, batch_size = _setup(args, x, num_outputs)
     config.update(dataset=args.dataset, binary=args.binary,
                   data_root=None if args.data_root is None else str(Path(args.data_root).resolve()))
-    loader = make_loader(x, y, args.batch_size or batch_size, seed=args.seed, distributed=parallel)
+    augment = data.RandomTranslate(args.translate) if args.translate else None
+    loader = make_loader(x, y, args.batch_size or batch_size, seed=args.seed, distributed=parallel,
+                         transform=augment)
     history = fit(model, loss, loader, args.epochs, optimizer=optimizer, val_data=(xv, yv),
                   eps=args.eps, checkpoint=args.out, resume=args.resume, device=device,
                   scheduler=scheduler, extra={"config": config}, distributed=parallel, radius_ramp=ramp,
@@ -208,9 +210,15 @@ def add_parser(add_command) -> argparse.ArgumentParser:
     t.add_argument("--downsample", default=None, choices=models.DOWNSAMPLING,
                    help="conv: halve the resolution by L2-norm pooling or a stride-2 conv (default "
                         f"{library_default(models.conv_classifier, 'downsample')})")
+    t.add_argument("--width", type=POSITIVE_INT, default=None,
+                   help="4c3f: channel multiplier of the convolutions (default "
+                        f"{library_default(models.cnn_4c3f, 'width')}; 2: 64 and 128 channels)")
+    t.add_argument("--translate", type=NONNEGATIVE_INT, default=0,
+                   help="augment the training images with random shifts of up to this many pixels "
+                        "(lipot.data.RandomTranslate; default 0: none)")
     t.add_argument("--recipe", default=None, choices=RECIPES,
                    help="a certified-training recipe of lipot.training.recipes (network, loss, optimizer, schedules, "
-                        "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --train-eps still apply")
+                        "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --width, --train-eps still apply")
     t.add_argument("--head", default=None, choices=models.HEADS,
                    help="last layer (lln: row-normalized, certified per pair; default: the builder's)")
     t.add_argument("--loss", default="hkr", choices=LOSSES + tuple(MARGIN_LOSSES),
