@@ -85,6 +85,43 @@ def _plot(folder: Path, eps: float) -> Path | None:
     return out
 
 
+PUBLISHED_MNIST = {  # certified accuracy (%) at eps = 1.58 (and BCOP's clean accuracy), from the papers
+    "GloRo 4C3F (Leino et al. 2021)": [(1.58, 62.8)],
+    "CRM (published)": [(1.58, 63.4)],
+    "BCOP-Large (Li et al. 2019)": [(0.0, 98.8), (1.58, 56.7)],
+}
+
+
+def _plot_curves(folder: Path) -> Path | None:
+    """Certified accuracy against eps for every ``*-test.json`` in ``folder`` (the final models'
+    test-set curves), with the published MNIST points."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install -e .[dev])")
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for path in sorted(folder.glob("*-test.json")):
+        report = json.loads(path.read_text())
+        if "test_curve" in report:
+            curve = report["test_curve"]
+            ax.plot(curve["eps"], [100 * c for c in curve["certified"]],
+                    label=f"{path.stem[:-5]} ({report.get('dataset', 'mnist')})")
+    for (name, points), marker in zip(PUBLISHED_MNIST.items(), "^sv"):
+        ax.scatter(*zip(*points), marker=marker, color="k", label=f"{name}, MNIST", zorder=3)
+    ax.set_xlabel("L2 radius eps")
+    ax.set_ylabel("certified accuracy, test set (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    out = folder / "certified-vs-eps.png"
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", choices=RECIPES, help="required unless --plot-only")
@@ -101,14 +138,16 @@ def main() -> None:
     p.add_argument("--width", type=int, default=1, help="channel multiplier of the 4C3F network (2: 64 and 128)")
     p.add_argument("--translate", type=int, default=0,
                    help="augment with random translations of up to this many pixels (lipot.data.RandomTranslate)")
+    p.add_argument("--limit", type=int, default=None, help="train on the first LIMIT training images only (smoke runs)")
     p.add_argument("--tag", help="name of the run's files in --out (default: the recipe, and the conv if not the default)")
     p.add_argument("--plot-only", action="store_true",
-                   help="only redraw the plot from the CSVs in --out (one line per CSV, labelled by its file name)")
+                   help="only redraw the plots from the CSVs and *-test.json files in --out (one line per file, "
+                        "labelled by its name)")
     args = p.parse_args()
     if args.plot_only:
-        plot = _plot(Path(args.out), args.eps)
-        if plot is not None:
-            print(f"plot: {plot}")
+        for plot in (_plot(Path(args.out), args.eps), _plot_curves(Path(args.out))):
+            if plot is not None:
+                print(f"plot: {plot}")
         return
     if args.recipe is None:
         p.error("--recipe is required (unless --plot-only)")
@@ -124,6 +163,8 @@ def main() -> None:
     checkpoint = folder / f"{tag}.pt"
     recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv, width=args.width)
     x, y, val, test = _data(args.dataset, args.data_root, args.val_split)
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]
     augment = lipot.data.RandomTranslate(args.translate) if args.translate else None
     loader = lipot.training.make_loader(x, y, recipe.batch_size, seed=args.seed, transform=augment)
     # what `lipot certify` / `lipot audit` need to rebuild the network from the checkpoint
@@ -149,11 +190,11 @@ def main() -> None:
           f"({(time.perf_counter() - start) / 60:.1f} wall minutes this call); best certified accuracy at "
           f"eps={args.eps:g}: {best['certified'].get(args.eps, float('nan')):.4f} (epoch {best['epoch']}, "
           f"clean {best['val_accuracy']:.4f})")
-    if test is not None:
-        _test_report(recipe.model, test, args.eps, folder / f"{tag}-test.json", history)
-    plot = _plot(folder, args.eps)
-    if plot is not None:
-        print(f"plot: {plot}")
+    if test is not None:  # the final model on the test set, once; and the curves of every such report
+        _test_report(recipe.model, test, args.eps, folder / f"{tag}-test.json", history, args.dataset)
+    for plot in (_plot(folder, args.eps), _plot_curves(folder)):
+        if plot is not None:
+            print(f"plot: {plot}")
 
 
 def _data(dataset: str, root: str | None, val_split: int):
@@ -169,12 +210,15 @@ def _data(dataset: str, root: str | None, val_split: int):
     return x[kept], y[kept], (x[held], y[held]), test
 
 
-def _test_report(model, test, eps: float, path: Path, history: list[dict]) -> None:
+def _test_report(model, test, eps: float, path: Path, history: list[dict], dataset: str) -> None:
     """Certify the final model on the test set once and write it beside the run's CSV."""
     radii = sorted({*EPS, eps})
     result = lipot.certify.certified_accuracy(model, test, radii)
-    report = {"epochs": len(history), "train_minutes": sum(m["train_seconds"] for m in history) / 60,
+    grid = [round(0.05 * i, 2) for i in range(61)]  # the curve over eps in [0, 3]
+    curve = [float((result.correct & (result.radii > e)).float().mean()) for e in grid]
+    report = {"dataset": dataset, "epochs": len(history), "train_minutes": sum(m["train_seconds"] for m in history) / 60,
               "test_clean": result.accuracy, "test_certified": {str(e): result.certified[e] for e in radii},
+              "test_curve": {"eps": grid, "certified": curve},
               "val_clean": history[-1]["val_accuracy"],
               "val_certified": {str(e): v for e, v in history[-1]["certified"].items()}}
     path.write_text(json.dumps(report, indent=1))
