@@ -58,7 +58,8 @@ def _write_csv(path: Path, history: list[dict]) -> None:
         writer.writerows(_rows(history))
 
 
-def _plot(folder: Path, eps: float) -> Path | None:
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or ``None`` (with a note) when it is not installed."""
     try:
         import matplotlib
 
@@ -66,6 +67,13 @@ def _plot(folder: Path, eps: float) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed: no plot (pip install -e .[dev])")
+        return None
+    return plt
+
+
+def _plot(folder: Path, eps: float) -> Path | None:
+    plt = _pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for path in sorted(folder.glob("*.csv")):
@@ -95,13 +103,8 @@ PUBLISHED_MNIST = {  # certified accuracy (%) at eps = 1.58 (and BCOP's clean ac
 def _plot_curves(folder: Path) -> Path | None:
     """Certified accuracy against eps for every ``*-test.json`` in ``folder`` (the final models'
     test-set curves), with the published MNIST points."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install -e .[dev])")
+    plt = _pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for path in sorted(folder.glob("*-test.json")):
