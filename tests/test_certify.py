@@ -53,6 +53,18 @@ def test_conv_operator_norm_is_an_upper_bound(cin, cout, k, stride, padding, dil
     assert upper <= 1.25 * exact  # and useful even on tiny inputs
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 5, 7), (2, 3, 64, 256), (2, 2, 256, 64), (7, 1, 1, 9), (4, 4, 32, 32)])
+def test_largest_singular_value_of_blocks_matches_numpy_svd(shape):
+    from lipot.linalg.operator_norms import _largest_singular_value
+
+    rng = np.random.default_rng(0)
+    blocks = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    blocks[0] *= 1e-3  # blocks of very different scales, and a rank-one one
+    blocks[-1] = np.outer(rng.normal(size=shape[-2]), rng.normal(size=shape[-1]))
+    reference = np.linalg.svd(blocks, compute_uv=False)[..., 0].max()
+    assert abs(_largest_singular_value(blocks) - reference) <= 1e-12 * reference
+
+
 def test_conv_operator_norm_1d_and_tight_on_large_inputs():
     torch.manual_seed(1)
     conv = nn.Conv1d(2, 3, 3, stride=2, padding=1, bias=False).double()

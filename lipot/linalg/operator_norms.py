@@ -7,7 +7,7 @@ r"""Exact and guaranteed operator norms of linear and convolution layers (float6
   torus is the input itself and the norm is exact.
 * :func:`conv_operator_norm_lower`: a power-iteration lower estimate, for tests and audits.
 
-Every upper bound is multiplied by ``1 + NUMERIC_MARGIN`` to cover the SVD's backward error.
+Every upper bound is multiplied by ``1 + NUMERIC_MARGIN`` to cover the SVD's (or the eigensolver's) backward error.
 """
 
 from __future__ import annotations
@@ -162,7 +162,19 @@ def _symbol_norm(kernel, plans, stride) -> float:
             phase = np.outer(freq1**q1, freq2**q2)  # e^{2 pi i (w1 q1 / m1 + w2 q2 / m2)}
             block = (r1 * s2 + r2) * c_in
             symbol[:, :, :, block:block + c_in] += phase[:, :, None, None] * kernel[:, :, j1, j2]
-    return float(np.linalg.svd(symbol, compute_uv=False)[..., 0].max())
+    return _largest_singular_value(symbol)
+
+
+def _largest_singular_value(blocks: np.ndarray) -> float:
+    r"""max over a stack of complex matrices of :math:`\sigma_{\max}`, as
+    :math:`\sqrt{\lambda_{\max}}` of the smaller Gram matrix (:math:`AA^H` or :math:`A^HA`) in
+    float64: a Hermitian eigensolver on the smaller side is several times faster than a
+    singular value decomposition. Forming the Gram matrix and the eigensolver are backward stable,
+    so the relative error of the result is about the inner dimension times float64's epsilon
+    (below 1e-12 for any kernel here), far inside ``NUMERIC_MARGIN``."""
+    rows, cols = blocks.shape[-2:]
+    gram = blocks @ blocks.conj().swapaxes(-1, -2) if rows <= cols else blocks.conj().swapaxes(-1, -2) @ blocks
+    return float(np.sqrt(max(float(np.linalg.eigvalsh(gram)[..., -1].max()), 0.0)))
 
 
 def conv_operator_norm_lower(module: nn.Module, input_shape: Sequence[int], iterations: int = 50) -> float:
