@@ -73,7 +73,7 @@ def _pyplot():
     return plt
 
 
-def _plot(folder: Path, eps: float) -> Path | None:
+def _plot(folder: Path, eps: float, title: str) -> Path | None:
     plt = _pyplot()
     if plt is None:
         return None
@@ -86,7 +86,7 @@ def _plot(folder: Path, eps: float) -> Path | None:
                     marker=".", label=path.stem)
     ax.set_xlabel("training minutes (2-core CPU)")
     ax.set_ylabel(f"certified accuracy at eps={eps:g} (%)")
-    ax.set_title("MNIST, 10 classes, test set")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     out = folder / f"certified-mnist-eps{eps:g}.png"
@@ -150,7 +150,7 @@ def main() -> None:
                         "labelled by its name)")
     args = p.parse_args()
     if args.plot_only:
-        for plot in (_plot(Path(args.out), args.eps), _plot_curves(Path(args.out))):
+        for plot in (_plot(Path(args.out), args.eps, _title(args)), _plot_curves(Path(args.out))):
             if plot is not None:
                 print(f"plot: {plot}")
         return
@@ -197,9 +197,14 @@ def main() -> None:
           f"clean {best['val_accuracy']:.4f})")
     if test is not None:  # the final model on the test set, once; and the curves of every such report
         _test_report(recipe.model, test, args.eps, folder / f"{tag}-test.json", history, args.dataset)
-    for plot in (_plot(folder, args.eps), _plot_curves(folder)):
+    for plot in (_plot(folder, args.eps, _title(args)), _plot_curves(folder)):
         if plot is not None:
             print(f"plot: {plot}")
+
+
+def _title(args) -> str:
+    split = f"{args.val_split} held-out training images" if args.val_split else "test set"
+    return f"{'MNIST' if args.dataset == 'mnist' else 'Fashion-MNIST'}, 10 classes, {split}"
 
 
 def _data(dataset: str, root: str | None, val_split: int):
