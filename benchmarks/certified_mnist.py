@@ -174,6 +174,7 @@ def main() -> None:
     loader = lipot.training.make_loader(x, y, recipe.batch_size, seed=args.seed, transform=augment)
     # what `lipot certify` / `lipot audit` need to rebuild the network from the checkpoint
     config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "dataset": args.dataset, "binary": None,
+              "data_root": None if args.data_root is None else str(Path(args.data_root).resolve()),
               "loss": args.recipe}
     history: list[dict] = []
     start = time.perf_counter()

@@ -43,6 +43,11 @@ def test_validation_split_test_report_and_resume(tmp_path):
     assert at_1 == pytest.approx(report["test_certified"]["1.0"], abs=1e-6)
     assert "test set, final model" in proc.stdout
     assert (tmp_path / "certified-vs-eps.png").is_file()
+    # `lipot certify` / `lipot audit` find the data the model was trained on
+    from lipot.training import load_checkpoint
+
+    config = load_checkpoint(tmp_path / "smoke.pt")["extra"]["config"]
+    assert config["data_root"] == str(MNIST_ROOT.resolve()) and config["dataset"] == "mnist"
 
 
 def test_bad_validation_split_is_refused(tmp_path):
