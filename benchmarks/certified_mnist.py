@@ -197,7 +197,7 @@ def main() -> None:
           f"eps={args.eps:g}: {best['certified'].get(args.eps, float('nan')):.4f} (epoch {best['epoch']}, "
           f"clean {best['val_accuracy']:.4f})")
     if test is not None:  # the final model on the test set, once; and the curves of every such report
-        _test_report(recipe.model, test, args.eps, folder / f"{tag}-test.json", history, args.dataset)
+        _test_report(recipe.model, test, args.eps, folder / f"{tag}-test.json", history, args.dataset, (x, y))
     for plot in (_plot(folder, args.eps, _title(args)), _plot_curves(folder)):
         if plot is not None:
             print(f"plot: {plot}")
@@ -221,20 +221,27 @@ def _data(dataset: str, root: str | None, val_split: int):
     return x[kept], y[kept], (x[held], y[held]), test
 
 
-def _test_report(model, test, eps: float, path: Path, history: list[dict], dataset: str) -> None:
-    """Certify the final model on the test set once and write it beside the run's CSV."""
+def _test_report(model, test, eps: float, path: Path, history: list[dict], dataset: str, train) -> None:
+    """Certify the final model on the test set once and write it beside the run's CSV, with the
+    same figures on the (unaugmented) training images: certified accuracy on the training part
+    close to the validation figure means the run is limited by what the network and loss can fit
+    (capacity), not by overfitting."""
     radii = sorted({*EPS, eps})
     result = lipot.certify.certified_accuracy(model, test, radii)
+    fit = lipot.certify.certified_accuracy(model, train, radii)
     grid = [round(0.05 * i, 2) for i in range(61)]  # the curve over eps in [0, 3]
     curve = [float((result.correct & (result.radii > e)).float().mean()) for e in grid]
     report = {"dataset": dataset, "epochs": len(history), "train_minutes": sum(m["train_seconds"] for m in history) / 60,
               "test_clean": result.accuracy, "test_certified": {str(e): result.certified[e] for e in radii},
               "test_curve": {"eps": grid, "certified": curve},
               "val_clean": history[-1]["val_accuracy"],
-              "val_certified": {str(e): v for e, v in history[-1]["certified"].items()}}
+              "val_certified": {str(e): v for e, v in history[-1]["certified"].items()},
+              "train_clean": fit.accuracy, "train_certified": {str(e): fit.certified[e] for e in radii}}
     path.write_text(json.dumps(report, indent=1))
     print(f"test set, final model: clean {result.accuracy:.4f}; certified "
           + ", ".join(f"{e:g}: {result.certified[e]:.4f}" for e in radii) + f" ({path})")
+    print(f"training images ({len(train[0])}), final model: clean {fit.accuracy:.4f}; certified "
+          + ", ".join(f"{e:g}: {fit.certified[e]:.4f}" for e in radii))
 
 
 if __name__ == "__main__":

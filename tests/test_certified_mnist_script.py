@@ -42,6 +42,10 @@ def test_validation_split_test_report_and_resume(tmp_path):
     at_1 = curve["certified"][curve["eps"].index(1.0)]
     assert at_1 == pytest.approx(report["test_certified"]["1.0"], abs=1e-6)
     assert "test set, final model" in proc.stdout
+    # the same figures on the training part (512 images with --limit), to tell capacity from overfitting
+    assert "training images (512)" in proc.stdout
+    fit = [report["train_certified"][e] for e in ("0.5", "1.0", "1.58")]
+    assert report["train_clean"] >= fit[0] >= fit[1] >= fit[2] >= 0.0
     assert (tmp_path / "certified-vs-eps.png").is_file()
     # `lipot certify` / `lipot audit` find the data the model was trained on
     from lipot.training import load_checkpoint
