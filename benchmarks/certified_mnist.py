@@ -141,6 +141,9 @@ def main() -> None:
     p.add_argument("--val-split", type=int, default=0,
                    help="hold out this many training images for validation (0: validate on the test set)")
     p.add_argument("--width", type=int, default=1, help="channel multiplier of the 4C3F network (2: 64 and 128)")
+    p.add_argument("--overshoot", type=float, default=None,
+                   help="final training radius / --eps of the margin recipes (default: the recipe's, 1.1)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the recipe's)")
     p.add_argument("--translate", type=int, default=0,
                    help="augment with random translations of up to this many pixels (lipot.data.RandomTranslate)")
     p.add_argument("--limit", type=int, default=None, help="train on the first LIMIT training images only (smoke runs)")
@@ -166,12 +169,14 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tag = args.tag or (args.recipe if args.conv == lipot.models.DEFAULT_CONV else f"{args.recipe}-{args.conv}")
     checkpoint = folder / f"{tag}.pt"
-    recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv, width=args.width)
+    overshoot = {} if args.overshoot is None else {"overshoot": args.overshoot}  # the recipe's default otherwise
+    recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv, width=args.width, **overshoot)
+    batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
     x, y, val, test = _data(args.dataset, args.data_root, args.val_split)
     if args.limit is not None:
         x, y = x[:args.limit], y[:args.limit]
     augment = lipot.data.RandomTranslate(args.translate) if args.translate else None
-    loader = lipot.training.make_loader(x, y, recipe.batch_size, seed=args.seed, transform=augment)
+    loader = lipot.training.make_loader(x, y, batch_size, seed=args.seed, transform=augment)
     # what `lipot certify` / `lipot audit` need to rebuild the network from the checkpoint
     config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "dataset": args.dataset, "binary": None,
               "data_root": None if args.data_root is None else str(Path(args.data_root).resolve()),

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not MNIST_ROOT.is_dir(), reason="MNIST files not
 def _run(out: Path, epochs: int) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(SCRIPT), "--recipe", "gloro", "--epochs", str(epochs), "--minutes", "60",
            "--val-split", "300", "--limit", "512", "--translate", "1", "--data-root", str(MNIST_ROOT),
-           "--out", str(out), "--tag", "smoke"]
+           "--out", str(out), "--tag", "smoke", "--overshoot", "1.2", "--batch-size", "128"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -31,6 +31,8 @@ def test_validation_split_test_report_and_resume(tmp_path):
     proc = _run(tmp_path, 2)  # resumes from the checkpoint of the first call: one more epoch
     rows = list(csv.DictReader((tmp_path / "smoke.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    # --overshoot 1.2: the radius ramp ends at 1.2 x 1.58 (the recipe's default is 1.1 x)
+    assert float(rows[-1]["train_eps"]) == pytest.approx(1.2 * 1.58, abs=1e-3)
     report = json.loads((tmp_path / "smoke-test.json").read_text())
     assert report["epochs"] == 2 and report["dataset"] == "mnist"
     # the validation figures are the held-out training images', the test figures the test set's
