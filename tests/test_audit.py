@@ -50,6 +50,26 @@ def test_lower_bound_reaches_the_local_jacobian_norms_and_stays_below_the_verifi
     assert lb.value <= lipot.lipschitz_bound(net, (10,)) * (1 + 1e-6)
 
 
+def test_lower_bound_is_not_inflated_by_float32_rounding():
+    """A float32 ratio over a close pair of inputs with large outputs can exceed the true
+    constant by its rounding error; the reported value must not. The reference is independent:
+    the product of the float64 spectral norms (numpy SVD) of the weights, an upper bound of the
+    GroupSort network's constant, and of an orthogonal map's exactly."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(64, 64, bias=False) for _ in range(4)]
+    for layer in layers:
+        with torch.no_grad():
+            q, _ = torch.linalg.qr(torch.randn(64, 64, dtype=torch.float64))
+            layer.weight.copy_(q.float())
+    net = nn.Sequential(*layers)
+    x = 50 * torch.randn(16, 64)  # outputs of norm ~400 compared at distance 2h
+    lb = lipschitz_lower_bound(net, x, h=1e-3, ascent_steps=20)
+    upper = np.prod([np.linalg.norm(layer.weight.detach().double().numpy(), 2) for layer in layers])
+    assert lb.value <= upper * (1 + 1e-9)
+    assert lb.value >= upper * (1 - 1e-6)  # an orthogonal map: every pair attains it
+    assert max(lb.power_iteration, lb.pairwise) == lb.value
+
+
 @pytest.mark.parametrize("classes", [1, 2, 5])
 def test_attack_radius_is_within_one_percent_of_the_exact_distance_on_linear_models(classes):
     torch.manual_seed(classes)
