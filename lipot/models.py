@@ -175,16 +175,17 @@ def conv_classifier(
 
 
 def cnn_4c3f(in_channels: int = 1, input_size: int = 28, num_classes: int = 10, conv: str = DEFAULT_CONV,
-             head: str = "lln", width: int = 1) -> Sequential:
+             head: str = "lln", width: int = 1, convs_per_block: int = 1) -> Sequential:
     """The 4C3F network of the MNIST certified-robustness records (GloRo, Leino et al.,
     arXiv:2102.08452; BCOP, Li et al., arXiv:1911.00937): conv 32 3×3 → conv 32 4×4 stride 2 →
     conv 64 3×3 → conv 64 4×4 stride 2 → dense 512 → dense 512 → ``num_classes``, GroupSort2
     (MaxMin) activations, built from lipot's gradient-norm-preserving layers, with an LLN head
     by default (certified per pair). ``width`` multiplies the channels of the convolutions
-    (``width=2``: 64 and 128)."""
+    (``width=2``: 64 and 128); ``convs_per_block`` is the number of 3×3 convolutions before each
+    strided one (``2``: a 6C3F, two more 3×3 layers)."""
     _checks.positive_int("width", width)
     return conv_classifier(in_channels, input_size, (32 * width, 64 * width), (512, 512), num_classes, conv=conv,
-                           downsample="stride", head=head)
+                           downsample="stride", head=head, convs_per_block=convs_per_block)
 
 
 def conv_critic(in_channels: int, input_size: int, conv: str = DEFAULT_CONV) -> Sequential:

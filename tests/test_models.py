@@ -45,6 +45,26 @@ def test_conv_choice_and_strided_downsampling(conv, downsample):
     assert type_before_parametrizations(critic[0]).__name__ == expected and critic(x.float()).shape == (3, 1)
 
 
+def test_deeper_4c3f_adds_convolutions_and_stays_1_lipschitz():
+    """``convs_per_block=2`` (a 6C3F): six convolutions, and the body's Jacobian (dense SVD, an
+    independent check) has spectral norm at most 1; the recipes pass the option on."""
+    torch.manual_seed(0)
+    model = models.cnn_4c3f(1, 8, 3, convs_per_block=2).double().eval()
+    convs = [m for m in model if isinstance(m, lipot.OrthoConv2d)]
+    assert [(c.out_channels, c.stride[0]) for c in convs] == [(32, 1), (32, 1), (32, 2), (64, 1), (64, 1), (64, 2)]
+    body = model[:-1]
+    for xi in torch.randn(3, 1, 8, 8, dtype=torch.float64):
+        jac = torch.autograd.functional.jacobian(lambda z: body(z[None])[0], xi).reshape(512, -1)
+        assert torch.linalg.matrix_norm(jac, 2).item() <= 1 + 1e-4
+    recipe = lipot.training.recipes.build_recipe("gloro", 1.58, 2, input_size=8, num_classes=3, convs_per_block=2)
+    assert recipe.arch_kwargs["convs_per_block"] == 2
+    assert sum(isinstance(m, lipot.OrthoConv2d) for m in models.build(recipe.arch, **recipe.arch_kwargs)) == 6
+    with pytest.raises(ValueError, match="convs_per_block"):
+        lipot.training.recipes.build_recipe("lse-hkr", 1.58, 2, convs_per_block=2)
+    with pytest.raises(ValueError, match="convs_per_block"):
+        models.cnn_4c3f(convs_per_block=0)
+
+
 def test_default_conv_is_orthogonal():
     assert models.DEFAULT_CONV == "ortho"
     assert isinstance(models.conv_classifier()[0], lipot.OrthoConv2d)

@@ -182,7 +182,7 @@ def test_cli_recipe_and_4c3f_arch_kwargs():
     args = cli.build_parser().parse_args(["train", "--arch", "4c3f", "--head", "lln", "--out", "m.pt"])
     kwargs = train_cli.arch_kwargs(args, torch.zeros(2, 1, 28, 28), 10)
     assert kwargs == {"in_channels": 1, "input_size": 28, "num_classes": 10, "conv": models.DEFAULT_CONV,
-                      "head": "lln", "width": 1}
+                      "head": "lln", "width": 1, "convs_per_block": 1}
     assert isinstance(models.build("4c3f", **kwargs)[-1], lipot.FrobeniusLinear)
     args = cli.build_parser().parse_args(["train", "--recipe", "emma", "--eps", "0.5", "1.58", "--out", "m.pt"])
     assert train_cli.train_eps(args) == 1.58 and train_cli.radius_ramp(args).overshoot == lipot.training.schedules.RadiusRamp(1.0).overshoot
@@ -198,6 +198,11 @@ def test_cli_width_and_translate():
     args = parse(["train", "--recipe", "emma", "--width", "2", "--out", "m.pt"])
     config = train_cli._setup(args, x, 10)[0]
     assert config["arch_kwargs"]["width"] == 2
+    # a deeper 4C3F (two 3x3 convolutions per resolution), by --arch and through a recipe
+    kwargs = train_cli.arch_kwargs(parse(["train", "--arch", "4c3f", "--convs-per-block", "2", "--out", "m.pt"]), x, 10)
+    assert kwargs["convs_per_block"] == 2 and sum(hasattr(m, "out_channels") for m in models.build("4c3f", **kwargs)) == 6
+    args = parse(["train", "--recipe", "gloro", "--convs-per-block", "2", "--out", "m.pt"])
+    assert train_cli._setup(args, x, 10)[0]["arch_kwargs"]["convs_per_block"] == 2
     assert parse(["train", "--translate", "2", "--out", "m.pt"]).translate == 2
     with pytest.raises(SystemExit):
         parse(["train", "--translate", "-1", "--out", "m.pt"])

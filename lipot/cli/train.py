@@ -143,10 +143,11 @@ def _setup(args, x, num_outputs: int):
     if args.recipe is not None:
         if args.binary:
             raise ValueError("--recipe trains a multiclass classifier; drop --binary")
-        _refuse_unused(args, _ARCH_OPTIONS + _LOSS_OPTIONS, ("conv", "width"), f"--recipe {args.recipe} (it sets them)")
+        _refuse_unused(args, _ARCH_OPTIONS + _LOSS_OPTIONS, ("conv", "width", "convs_per_block"), f"--recipe {args.recipe} (it sets them)")
         recipe = build_recipe(args.recipe, train_eps(args), args.epochs, int(x.shape[1]), int(x.shape[-1]),
                               num_outputs, **user_set(args, conv="conv", lr="lr", final_lr="final_lr",
-                                                      overshoot="overshoot", width="width"))
+                                                      overshoot="overshoot", width="width",
+                                                      convs_per_block="convs_per_block"))
         config = {"arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs, "loss": args.recipe}
         return (config, recipe.model, recipe.loss, recipe.optimizer, recipe.scheduler, recipe.radius_ramp,
                 recipe.batch_size)
@@ -203,7 +204,7 @@ def add_parser(add_command) -> argparse.ArgumentParser:
     t.add_argument("--dense", type=POSITIVE_INT, nargs="*", default=None,
                    help=f"conv: dense widths (default {_widths(models.conv_classifier, 'dense')})")
     t.add_argument("--convs-per-block", type=POSITIVE_INT, default=None,
-                   help=f"conv: convolutions per resolution (default "
+                   help=f"conv, 4c3f: 3x3 convolutions per resolution (default "
                         f"{library_default(models.conv_classifier, 'convs_per_block')})")
     t.add_argument("--conv", default=None, choices=sorted(models.CONV_LAYERS),
                    help=f"conv, 4c3f: convolution layer (default {models.DEFAULT_CONV}: exactly orthogonal)")
@@ -218,7 +219,7 @@ def add_parser(add_command) -> argparse.ArgumentParser:
                         "(lipot.data.RandomTranslate; default 0: none)")
     t.add_argument("--recipe", default=None, choices=RECIPES,
                    help="a certified-training recipe of lipot.training.recipes (network, loss, optimizer, schedules, "
-                        "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --width, --train-eps still apply")
+                        "batch size); --epochs, --lr, --final-lr, --overshoot, --conv, --width, --convs-per-block, --train-eps still apply")
     t.add_argument("--head", default=None, choices=models.HEADS,
                    help="last layer (lln: row-normalized, certified per pair; default: the builder's)")
     t.add_argument("--loss", default="hkr", choices=LOSSES + tuple(MARGIN_LOSSES),

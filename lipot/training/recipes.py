@@ -65,16 +65,18 @@ def _margin_loss(name: str, eps: float, head: nn.Module) -> nn.Module:
 def build_recipe(name: str, eps: float, epochs: int, in_channels: int = 1, input_size: int = 28,
                  num_classes: int = 10, conv: str = models.DEFAULT_CONV, lr: float = DEFAULT_LR,
                  final_lr: float = 1e-6, overshoot: float = 1.1, ramp_fraction: float = 0.3,
-                 width: int = 1) -> Recipe:
+                 width: int = 1, convs_per_block: int = 1) -> Recipe:
     """The recipe ``name`` (:data:`RECIPES`) for certified accuracy at radius ``eps`` over
     ``epochs`` epochs (the length of the learning-rate decay and of the radius ramp).
-    ``width`` multiplies the convolution channels of the 4C3F recipes (see
-    :func:`lipot.models.cnn_4c3f`)."""
+    ``width`` multiplies the convolution channels of the 4C3F recipes and ``convs_per_block``
+    deepens them (see :func:`lipot.models.cnn_4c3f`)."""
     if name not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {name!r}")
     shape = {"in_channels": in_channels, "input_size": input_size, "num_classes": num_classes}
-    if width != 1 and name == "lse-hkr":
-        raise ValueError(f"width applies to the 4C3F recipes {RECIPES[:-1]}, not to 'lse-hkr' (got width={width!r})")
+    for option, value in (("width", width), ("convs_per_block", convs_per_block)):
+        if value != 1 and name == "lse-hkr":
+            raise ValueError(f"{option} applies to the 4C3F recipes {RECIPES[:-1]}, not to 'lse-hkr' "
+                             f"(got {option}={value!r})")
     if name == "lse-hkr":
         arch, kwargs = "conv", {**shape, "channels": [32, 64], "dense": [256], "conv": "spectral"}
         model = models.build(arch, **kwargs)
@@ -84,6 +86,8 @@ def build_recipe(name: str, eps: float, epochs: int, in_channels: int = 1, input
     arch, kwargs = "4c3f", {**shape, "conv": conv, "head": "lln"}
     if width != 1:
         kwargs["width"] = width
+    if convs_per_block != 1:
+        kwargs["convs_per_block"] = convs_per_block
     model = models.build(arch, **kwargs)
     ramp = RadiusRamp(eps, overshoot, ramp_fraction * epochs)
     loss = _margin_loss(name, ramp(0.0), model[-1])
