@@ -2,7 +2,7 @@ r"""Empirical lower bounds on a model's :math:`\ell_2` Lipschitz constant: every
 exact ratio :math:`\lVert f(a) - f(b)\rVert / \lVert a - b\rVert` over a pair of inputs, found
 by power iteration on :math:`J^\top J` and by gradient ascent of the pairwise ratio (GroupSort
 networks are piecewise linear, so :math:`\lVert J(x)\rVert` has no useful gradient; the
-pairwise ratio does). The pairs found are scored again in float64 (:func:`_exact_ratio`), so
+pairwise ratio does). The pairs found are scored again in float64 (``_exact_ratio``), so
 the reported value is a lower bound of the function that the model's weights define, not of
 the rounding of its float32 forward pass.
 """
