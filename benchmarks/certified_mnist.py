@@ -140,9 +140,11 @@ def main() -> None:
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--val-split", type=int, default=0,
                    help="hold out this many training images for validation (0: validate on the test set)")
-    p.add_argument("--width", type=int, default=1, help="channel multiplier of the 4C3F network (2: 64 and 128)")
-    p.add_argument("--convs-per-block", type=int, default=1,
-                   help="3x3 convolutions before each strided one in the 4C3F network (2: a 6C3F)")
+    p.add_argument("--width", type=int, default=None,
+                   help="channel multiplier of the 4C3F network (default: the recipe's, 1; 2: 64 and 128)")
+    p.add_argument("--convs-per-block", type=int, default=None,
+                   help="3x3 convolutions before each strided one in the 4C3F network (default: the recipe's, 1; "
+                        "2: a 6C3F)")
     p.add_argument("--overshoot", type=float, default=None,
                    help="final training radius / --eps of the margin recipes (default: the recipe's, 1.1)")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the recipe's)")
@@ -171,9 +173,9 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tag = args.tag or (args.recipe if args.conv == lipot.models.DEFAULT_CONV else f"{args.recipe}-{args.conv}")
     checkpoint = folder / f"{tag}.pt"
-    overshoot = {} if args.overshoot is None else {"overshoot": args.overshoot}  # the recipe's default otherwise
-    recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv, width=args.width,
-                          convs_per_block=args.convs_per_block, **overshoot)
+    options = {k: getattr(args, k) for k in ("width", "convs_per_block", "overshoot")
+               if getattr(args, k) is not None}  # the recipe's defaults for the rest
+    recipe = build_recipe(args.recipe, args.eps, args.epochs, conv=args.conv, **options)
     batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
     x, y, val, test = _data(args.dataset, args.data_root, args.val_split)
     if args.limit is not None:
