@@ -127,8 +127,25 @@ def test_estimator_fits_a_funnel_pair_with_a_verified_envelope():
 def test_envelope_cones_follow_the_training_part():
     from lipot.wasserstein import auto_envelope_cones
     from lipot.wasserstein.critics import ENVELOPE_CONES
-    assert auto_envelope_cones(10) == 16 and auto_envelope_cones(400) == 100
-    assert auto_envelope_cones(5427) == auto_envelope_cones(10**6) == ENVELOPE_CONES == 1024
+    assert auto_envelope_cones(10) == 16 and auto_envelope_cones(4000) == 200
+    assert auto_envelope_cones(5440) == 272
+    assert auto_envelope_cones(10**6) == ENVELOPE_CONES == 1024
+    assert auto_envelope_cones(10, fresh=True) == ENVELOPE_CONES  # samplers: fresh samples, all the cones
+
+
+def _envelope_cones(result) -> set[int]:
+    return {m.cones for m in result.critic.modules() if isinstance(m, lipot.ConeEnvelope)}
+
+
+def test_samplers_get_every_cone_and_fixed_samples_fewer():
+    gen = torch.Generator().manual_seed(0)
+    draw_x = lambda n: torch.randn(n, 3, generator=gen)  # noqa: E731
+    draw_y = lambda n: torch.randn(n, 3, generator=gen) + 1.0  # noqa: E731
+    fixed = lipot.estimate_w1(draw_x(400), draw_y(400), critic="envelope", epochs=1, min_epoch_steps=1, seed=0)
+    sampled = lipot.estimate_w1(draw_x, draw_y, critic="envelope", epochs=1, min_epoch_steps=1, seed=0,
+                                draws=(64, 64, 64))
+    assert _envelope_cones(fixed) == {16}      # 400 * 0.68 training samples / 20 per cone -> at least 16
+    assert _envelope_cones(sampled) == {1024}
 
 
 def test_wide_inputs_get_smaller_envelope_steps_and_temperature():

@@ -75,7 +75,7 @@ from .fitting import Schedule, critic_moments, train_fold_critics
 from .folds import FoldPlan
 from .moments import Stats, input_scale, kr_from
 from .result import W1Result
-from .samplers import DEFAULT_DRAWS, check_draws, is_sampler, make_sampled, sampler_plan
+from .samplers import DEFAULT_DRAWS, Sampled, check_draws, is_sampler, make_sampled, sampler_plan
 from .settings import check_settings
 from .sources import is_stream, make_sources, sample_points
 
@@ -282,7 +282,8 @@ class W1Estimator:
     def _fold_networks(self, kind: str, sx, sy, plan: FoldPlan, scales: list[float], n_train: int) -> nn.Module:
         """The K untrained fold networks of ``kind``; cone centers on training points of each fold."""
         if kind == "envelope":
-            return self._envelopes(sx, sy, plan, scales, self.cones or auto_envelope_cones(n_train))
+            return self._envelopes(sx, sy, plan, scales,
+                                  self.cones or auto_envelope_cones(n_train, fresh=isinstance(sx, Sampled)))
         if kind != "cone":
             base = self.critic if kind == "custom" else None
             hidden = self._hidden or auto_hidden(int(np.prod(sx.shape)))
