@@ -24,6 +24,7 @@ cosine then use the ``--n`` points drawn for the row.
     python benchmarks/w1_funnels.py --dims 2 16 64 128 --funnels 4 64 --seeds 0 1 2 --n 8000
     python benchmarks/w1_funnels.py --dims 2 --funnels 64 --n 8000 --exact
     python benchmarks/w1_funnels.py --from-json rows.json --plot docs/w1_funnels.png   # table, plot
+    python benchmarks/w1_funnels.py --from-json rows.json --plot out.png --limit-json limit.json
     python benchmarks/w1_funnels.py --exact-only --dims 2 3 4 8 --funnels 4 64 --seeds 0 --n 4000
     python benchmarks/w1_funnels.py --sampler --dims 16 --funnels 64 --seeds 0 --set draws=16384,4096,8192
     python benchmarks/w1_funnels.py --family network --dims 2 16 64 128 --funnels 3 --seeds 0 1 2
@@ -123,20 +124,27 @@ def summary(rows: list[dict]) -> list[str]:
     return out
 
 
-def plot(rows: list[dict], path: str) -> None:
-    """Mean error against the dimension, one line per number of funnels, and the oracle's."""
+def plot(rows: list[dict], path: str, limit: list[dict] | None = None) -> None:
+    """Mean error against the dimension, one line per number of funnels, and the oracle's;
+    ``limit``: rows of ``benchmarks/w1_erm_limit.py --json`` (the true potential refitted on a
+    fold's training points), drawn dashed in the colour of their number of funnels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for funnels in sorted({r["funnels"] for r in rows}):
         dims = sorted({r["dim"] for r in rows if r["funnels"] == funnels})
         for name, style in (("error_pct", "-o"), ("oracle_error_pct", ":x")):
             means = [np.mean([r[name] for r in rows if (r["dim"], r["funnels"]) == (d, funnels)]) for d in dims]
             label = f"{'lipot' if name == 'error_pct' else 'oracle (true f)'}, K={funnels}"
-            ax.plot(dims, means, style, label=label)
+            line, = ax.plot(dims, means, style, label=label)
+            if name == "error_pct" and limit:
+                own = sorted((r["d"], 100 * (r["held"] / r["truth"] - 1)) for r in limit if r["K"] == funnels)
+                if own:
+                    ax.plot(*zip(*own), "--s", color=line.get_color(), alpha=0.6, ms=4,
+                            label=f"true f refitted on {limit[0]['n']} points, K={funnels}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("dimension d")
@@ -166,6 +174,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the rows to this file")
     parser.add_argument("--from-json", default=None, help="read the rows of an earlier run instead of running")
     parser.add_argument("--plot", default=None, help="write the error-against-dimension plot to this PNG")
+    parser.add_argument("--limit-json", default=None,
+                        help="rows of benchmarks/w1_erm_limit.py --json to draw on the plot (the empirical-KR limit)")
     args = parser.parse_args()
     settings = {"progress": False, **dict(args.set)}
     torch.manual_seed(0)
@@ -194,7 +204,11 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     if args.plot:
-        plot(rows, args.plot)
+        limit = None
+        if args.limit_json:
+            with open(args.limit_json) as f:
+                limit = json.load(f)
+        plot(rows, args.plot, limit)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,24 @@ def test_monte_carlo_truth_and_arguments():
         pair.potential(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="funnels"):
         FunnelPair(4, 0)
+
+
+def test_erm_limit_starts_at_the_true_potential_and_climbs_the_training_kr():
+    """``benchmarks/w1_erm_limit.py``: its envelope is the pair's potential (checked against
+    ``FunnelPair.potential``), and fitting raises the training KR value above the oracle's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import w1_erm_limit
+
+    pair = FunnelPair(8, 4, seed=3)
+    z = pair.sample(300, seed=5)[1]
+    env = w1_erm_limit.true_envelope(pair)
+    assert torch.allclose(env(z.float()).squeeze(1).double(), pair.potential(z), atol=1e-4)
+    row = w1_erm_limit.run(8, 4, n=300, steps=30, lr=0.02, seed=3)
+    x, _ = pair.sample(8000, seed=10_003)
+    _, y = pair.sample(8000, seed=20_003)
+    oracle = float(pair.potential(y).mean() - pair.potential(x).mean())
+    assert row["held0"] == pytest.approx(oracle, rel=1e-4)
+    assert row["train"] > row["train0"]
