@@ -120,7 +120,8 @@ class W1Estimator:
         cones: centers of the cone critics; ``None``: :data:`~lipot.wasserstein.critics.DEFAULT_CONES`
             per term of the cone critic (:class:`lipot.nn.ConePotential`),
             :func:`~lipot.wasserstein.defaults.auto_envelope_cones` of the training part for the
-            envelope critic (:class:`lipot.nn.ConeEnvelope`).
+            envelope critic (:class:`lipot.nn.ConeEnvelope`; all
+            :data:`~lipot.wasserstein.critics.ENVELOPE_CONES` with samplers).
         patience: a fold's network stops when the moving average of its selection KR has not
             improved for this many epochs (its best state is kept).
         smoothing: factor of that moving average (0: none).
